@@ -1,0 +1,85 @@
+import { Command, Option } from 'commander';
+import { createApiToken, listApiTokens, revokeApiToken } from './api-tokens/api-tokens.service.ts';
+import { ConfigError, loadConfig, withEmbeddedSecret } from './config.ts';
+import { DatabaseUnreachableError, connectDatabase, type DatabaseHandle } from './db/connect.ts';
+import { migrateDown, migrateToLatest } from './db/migrate.ts';
+import { DomainError } from './errors.ts';
+import { runUntilSignalled } from './main.ts';
+
+/** Opens the configured database for one command and closes it after. */
+export async function withDatabase<T>(work: (database: DatabaseHandle) => Promise<T>): Promise<T> {
+  const config = await withEmbeddedSecret(loadConfig());
+  const database = await connectDatabase(config);
+  try {
+    return await work(database);
+  } finally {
+    await database.close();
+  }
+}
+
+export const program = new Command('broadsheet').description('Broadsheet newsletters').showHelpAfterError();
+
+program
+  .command('migrate')
+  .description('apply every pending migration (or revert the last one with --down)')
+  .option('--down', 'revert the most recent migration')
+  .action(async (options: { down?: boolean }) => {
+    const lines = await withDatabase(({ db }) => (options.down ? migrateDown(db) : migrateToLatest(db)));
+    console.log(lines.length ? lines.join('\n') : 'nothing to do');
+  });
+
+program
+  .command('serve')
+  .description('run the HTTP service (and the delivery worker unless RUN_WORKER=false)')
+  .action(async () => runUntilSignalled({ http: true, worker: loadConfig().runWorker }));
+
+program
+  .command('worker')
+  .description('run a delivery worker only; run as many as you like against one PostgreSQL')
+  .action(async () => runUntilSignalled({ http: false, worker: true }));
+
+const token = program.command('token').description('editor and system tokens');
+token
+  .command('create')
+  .description('create a token; it is printed once')
+  .requiredOption('--name <name>', 'who or what uses it')
+  .addOption(new Option('--role <role>', 'admin or editor').choices(['admin', 'editor']).default('editor'))
+  .action(async (options: { name: string; role: 'admin' | 'editor' }) => {
+    const { token: value, apiToken } = await withDatabase(async ({ db }) => {
+      await migrateToLatest(db);
+      return createApiToken(db, options);
+    });
+    console.log(`created token ${apiToken.id} (${apiToken.role}) for ${apiToken.name}:\n${value}`);
+  });
+token
+  .command('list')
+  .description('list tokens (never their values)')
+  .action(async () => {
+    const tokens = await withDatabase(({ db }) => listApiTokens(db));
+    for (const t of tokens) {
+      const state = t.revokedAt ? `revoked ${t.revokedAt.toISOString()}` : 'active';
+      const used = t.lastUsedAt ? t.lastUsedAt.toISOString() : 'never';
+      console.log(`${t.id}\t${t.role}\t${state}\tlast used ${used}\t${t.name}`);
+    }
+  });
+token
+  .command('revoke <id>')
+  .description('revoke a token at once')
+  .action(async (id: string) => {
+    await withDatabase(({ db }) => revokeApiToken(db, Number(id)));
+    console.log(`revoked token ${id}`);
+  });
+
+export async function runCli(argv: string[]): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof DatabaseUnreachableError || error instanceof DomainError) {
+      console.error(`broadsheet: ${error.message}`);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
+await runCli(process.argv);

@@ -1,0 +1,112 @@
+import { z } from 'zod';
+
+const list = z
+  .string()
+  .optional()
+  .transform((value) =>
+    (value ?? '')
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean),
+  );
+
+const flag = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .optional()
+    .transform((value) => (value === undefined ? fallback : ['true', '1', 'yes'].includes(value)));
+
+const url = (protocols: string[]) =>
+  z
+    .string()
+    .url()
+    .refine((value) => protocols.includes(new URL(value).protocol), {
+      message: `must start with ${protocols.map((p) => `${p}//`).join(' or ')}`,
+    });
+
+const environmentSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    HOST: z.string().default('0.0.0.0'),
+    DATA_DIR: z.string().min(1).default('./data'),
+    DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+    DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(10),
+    PUBLIC_URL: url(['http:', 'https:']).optional(),
+    SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+    PREVIOUS_SECRETS: list,
+    ADMIN_TOKEN: z.string().min(24, 'must be at least 24 characters').optional(),
+    SMTP_URL: url(['smtp:', 'smtps:']).optional(),
+    MAIL_FROM: z.string().min(3).default('Broadsheet <newsletters@localhost>'),
+    MESSAGE_ID_DOMAIN: z.string().optional(),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    SITE_ORIGINS: list,
+    DEMO_PAGE: flag(true),
+    RUN_WORKER: flag(true),
+    BODY_LIMIT: z.string().default('100kb'),
+  })
+  .superRefine((env, ctx) => {
+    if (env.DATABASE_URL && !env.SECRET) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SECRET'],
+        message: 'is required when DATABASE_URL is set (every instance must sign links alike)',
+      });
+    }
+  });
+
+export class ConfigError extends Error {}
+
+export type Config = Readonly<ReturnType<typeof toConfig>>;
+
+function toConfig(env: z.infer<typeof environmentSchema>) {
+  const publicUrl = (env.PUBLIC_URL ?? `http://localhost:${env.PORT}`).replace(/\/+$/, '');
+  return {
+    environment: env.NODE_ENV,
+    port: env.PORT,
+    host: env.HOST,
+    dataDir: env.DATA_DIR,
+    databaseUrl: env.DATABASE_URL,
+    databasePoolSize: env.DATABASE_POOL_SIZE,
+    publicUrl,
+    secret: env.SECRET,
+    previousSecrets: env.PREVIOUS_SECRETS,
+    adminToken: env.ADMIN_TOKEN,
+    smtpUrl: env.SMTP_URL,
+    mailFrom: env.MAIL_FROM,
+    messageIdDomain: env.MESSAGE_ID_DOMAIN ?? new URL(publicUrl).hostname,
+    logLevel: env.LOG_LEVEL,
+    siteOrigins: env.SITE_ORIGINS,
+    demoPage: env.DEMO_PAGE,
+    runWorker: env.RUN_WORKER,
+    bodyLimit: env.BODY_LIMIT,
+  };
+}
+
+/** Reads the environment once; a wrong variable is named in the error. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = environmentSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  return Object.freeze(toConfig(parsed.data));
+}
+
+/** In embedded mode a secret is made once and kept under DATA_DIR, so links survive restarts. */
+export async function withEmbeddedSecret(config: Config): Promise<Config> {
+  if (config.secret) return config;
+  const { mkdir, readFile, writeFile } = await import('node:fs/promises');
+  const { randomBytes } = await import('node:crypto');
+  const { join } = await import('node:path');
+  const file = join(config.dataDir, 'secret');
+  await mkdir(config.dataDir, { recursive: true });
+  let secret: string;
+  try {
+    secret = (await readFile(file, 'utf8')).trim();
+  } catch {
+    secret = randomBytes(32).toString('base64url');
+    await writeFile(file, secret + '\n', { mode: 0o600 });
+  }
+  return Object.freeze({ ...config, secret });
+}

@@ -1,0 +1,109 @@
+import type { ColumnType, Generated, Insertable, Kysely, Selectable, Transaction } from 'kysely';
+
+type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+
+export interface ApiTokensTable {
+  id: Generated<number>;
+  name: string;
+  role: 'admin' | 'editor';
+  token_hash: string;
+  created_at: CreatedAt;
+  last_used_at: NullableTimestamp;
+  revoked_at: NullableTimestamp;
+}
+
+export interface NewslettersTable {
+  id: Generated<number>;
+  slug: string;
+  name: string;
+  description: ColumnType<string, string | undefined, string>;
+  from_name: string;
+  from_email: string;
+  reply_to: string | null;
+  locale: ColumnType<string, string | undefined, string>;
+  status: ColumnType<'active' | 'archived', 'active' | 'archived' | undefined, 'active' | 'archived'>;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+export interface SubscribersTable {
+  id: Generated<number>;
+  email: string;
+  email_normalized: string;
+  status: ColumnType<'active' | 'blocklisted', 'active' | 'blocklisted' | undefined, 'active' | 'blocklisted'>;
+  created_at: CreatedAt;
+}
+
+export type SubscriptionStatus = 'pending' | 'confirmed' | 'unsubscribed';
+
+export interface SubscriptionsTable {
+  subscriber_id: number;
+  newsletter_id: number;
+  status: SubscriptionStatus;
+  requested_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  confirmed_at: NullableTimestamp;
+  unsubscribed_at: NullableTimestamp;
+  source: string | null;
+}
+
+export type ConsentAction = 'requested' | 'confirmed' | 'unsubscribed' | 'bounced' | 'complained' | 'erased';
+
+export interface ConsentEventsTable {
+  id: Generated<number>;
+  subscriber_id: number;
+  newsletter_id: number | null;
+  action: ConsentAction;
+  occurred_at: CreatedAt;
+  ip: string | null;
+  user_agent: string | null;
+  source: string | null;
+  consent_text_version: string | null;
+}
+
+export interface SuppressionsTable {
+  email_normalized: string;
+  reason: 'hard_bounce' | 'complaint' | 'erasure' | 'manual';
+  details: string | null;
+  created_at: CreatedAt;
+}
+
+export type OutboxStatus = 'queued' | 'sending' | 'sent' | 'failed';
+
+export interface OutboxTable {
+  id: Generated<number>;
+  kind: string;
+  subscriber_id: number | null;
+  to_address: string;
+  from_address: string;
+  subject: string;
+  html: string;
+  text: string;
+  headers: ColumnType<Record<string, string>, string | undefined, string>;
+  status: ColumnType<OutboxStatus, OutboxStatus | undefined, OutboxStatus>;
+  attempts: ColumnType<number, number | undefined, number>;
+  next_attempt_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  lease_until: NullableTimestamp;
+  last_error: string | null;
+  message_id: string | null;
+  created_at: CreatedAt;
+  sent_at: NullableTimestamp;
+}
+
+/** Every table of Broadsheet; features add theirs here beside their migration. */
+export interface Database {
+  api_tokens: ApiTokensTable;
+  newsletters: NewslettersTable;
+  subscribers: SubscribersTable;
+  subscriptions: SubscriptionsTable;
+  consent_events: ConsentEventsTable;
+  suppressions: SuppressionsTable;
+  outbox: OutboxTable;
+}
+
+export type Db = Kysely<Database> | Transaction<Database>;
+export type NewsletterRow = Selectable<NewslettersTable>;
+export type NewNewsletterRow = Insertable<NewslettersTable>;
+export type ApiTokenRow = Selectable<ApiTokensTable>;
+export type OutboxRow = Selectable<OutboxTable>;
+

@@ -1,0 +1,57 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import nodemailer, { type Transport, type TransportOptions as SmtpOptions, type Transporter } from 'nodemailer';
+import type MailMessage from 'nodemailer/lib/mailer/mail-message';
+
+import type { Logger } from '../log.ts';
+
+interface FileSentInfo {
+  envelope: ReturnType<MailMessage["message"]["getEnvelope"]>;
+  messageId: string;
+  response: string;
+}
+
+export interface TransportOptions {
+  smtpUrl?: string;
+  dataDir: string;
+  logger: Logger;
+  maxConnections?: number;
+}
+
+/**
+ * A nodemailer transporter: pooled SMTP when SMTP_URL is set, otherwise every message is
+ * written as an .eml file under DATA_DIR/mail so a newcomer can open it.
+ */
+export function createMailTransport(options: TransportOptions): Transporter {
+  if (options.smtpUrl) {
+    return nodemailer.createTransport({
+      url: options.smtpUrl,
+      pool: true,
+      maxConnections: options.maxConnections ?? 5,
+      maxMessages: Infinity,
+      connectionTimeout: 10_000,
+      greetingTimeout: 10_000,
+      socketTimeout: 30_000,
+    } as SmtpOptions);
+  }
+  const folder = join(options.dataDir, 'mail');
+  let sequence = 0;
+  return nodemailer.createTransport({
+    name: 'eml-files',
+    version: '1',
+    send(mail: MailMessage, callback: (error: Error | null, info?: FileSentInfo) => void) {
+      void (async () => {
+        const message = await mail.message.build();
+        await mkdir(folder, { recursive: true });
+        const id = (mail.message.messageId() ?? '').replace(/[^\w.@-]/g, '');
+        const file = join(folder, `${Date.now()}-${++sequence}-${id}.eml`);
+        await writeFile(file, message);
+        options.logger.info({ file, to: mail.data.to }, 'mail written to file (no SMTP_URL set)');
+        return { envelope: mail.message.getEnvelope(), messageId: mail.message.messageId(), response: `written ${file}` };
+      })().then(
+        (info) => callback(null, info),
+        (error: Error) => callback(error, undefined),
+      );
+    },
+  } as Transport<FileSentInfo>);
+}
