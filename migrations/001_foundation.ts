@@ -64,7 +64,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       source text,
       consent_text_version text
     )`.execute(db);
-  await sql`create index consent_events_subscriber on consent_events (subscriber_id, occurred_at)`.execute(db);
+  await sql`create index consent_events_subscriber on consent_events (subscriber_id, occurred_at)`.execute(
+    db,
+  );
 
   await sql`
     create table suppressions (
@@ -95,7 +97,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       created_at timestamptz not null default now(),
       sent_at timestamptz
     )`.execute(db);
-  await sql`create index outbox_due on outbox (next_attempt_at) where status in ('queued', 'sending')`.execute(db);
+  await sql`create index outbox_due on outbox (next_attempt_at) where status in ('queued', 'sending')`.execute(
+    db,
+  );
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

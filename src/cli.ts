@@ -17,14 +17,18 @@ export async function withDatabase<T>(work: (database: DatabaseHandle) => Promis
   }
 }
 
-export const program = new Command('broadsheet').description('Broadsheet newsletters').showHelpAfterError();
+export const program = new Command('broadsheet')
+  .description('Broadsheet newsletters')
+  .showHelpAfterError();
 
 program
   .command('migrate')
   .description('apply every pending migration (or revert the last one with --down)')
   .option('--down', 'revert the most recent migration')
   .action(async (options: { down?: boolean }) => {
-    const lines = await withDatabase(({ db }) => (options.down ? migrateDown(db) : migrateToLatest(db)));
+    const lines = await withDatabase(({ db }) =>
+      options.down ? migrateDown(db) : migrateToLatest(db),
+    );
     console.log(lines.length ? lines.join('\n') : 'nothing to do');
   });
 
@@ -43,7 +47,9 @@ token
   .command('create')
   .description('create a token; it is printed once')
   .requiredOption('--name <name>', 'who or what uses it')
-  .addOption(new Option('--role <role>', 'admin or editor').choices(['admin', 'editor']).default('editor'))
+  .addOption(
+    new Option('--role <role>', 'admin or editor').choices(['admin', 'editor']).default('editor'),
+  )
   .action(async (options: { name: string; role: 'admin' | 'editor' }) => {
     const { token: value, apiToken } = await withDatabase(async ({ db }) => {
       await migrateToLatest(db);
@@ -74,7 +80,11 @@ export async function runCli(argv: string[]): Promise<void> {
   try {
     await program.parseAsync(argv);
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof DatabaseUnreachableError || error instanceof DomainError) {
+    if (
+      error instanceof ConfigError ||
+      error instanceof DatabaseUnreachableError ||
+      error instanceof DomainError
+    ) {
       console.error(`broadsheet: ${error.message}`);
       process.exit(1);
     }

@@ -39,7 +39,9 @@ const environmentSchema = z
     SMTP_URL: url(['smtp:', 'smtps:']).optional(),
     MAIL_FROM: z.string().min(3).default('Broadsheet <newsletters@localhost>'),
     MESSAGE_ID_DOMAIN: z.string().optional(),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    LOG_LEVEL: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info'),
     SITE_ORIGINS: list,
     DEMO_PAGE: flag(true),
     RUN_WORKER: flag(true),

@@ -25,9 +25,18 @@ export async function startService(parts: { http: boolean; worker: boolean }): P
   if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
   if (database.kind === 'pglite') await offerFirstToken(database, config, logger);
 
-  const transport = createMailTransport({ smtpUrl: config.smtpUrl, dataDir: config.dataDir, logger });
+  const transport = createMailTransport({
+    smtpUrl: config.smtpUrl,
+    dataDir: config.dataDir,
+    logger,
+  });
   const worker = parts.worker
-    ? new DeliveryWorker({ db: database.db, transport, logger, messageIdDomain: config.messageIdDomain })
+    ? new DeliveryWorker({
+        db: database.db,
+        transport,
+        logger,
+        messageIdDomain: config.messageIdDomain,
+      })
     : undefined;
   worker?.start();
 
@@ -39,7 +48,10 @@ export async function startService(parts: { http: boolean; worker: boolean }): P
     server = await new Promise<Server>((resolve) => {
       const listening = app.listen(config.port, config.host, () => resolve(listening));
     });
-    logger.info({ url: config.publicUrl, database: database.kind, worker: Boolean(worker) }, 'broadsheet is listening');
+    logger.info(
+      { url: config.publicUrl, database: database.kind, worker: Boolean(worker) },
+      'broadsheet is listening',
+    );
   } else {
     logger.info({ database: database.kind }, 'delivery worker started');
   }
@@ -60,7 +72,11 @@ export async function startService(parts: { http: boolean; worker: boolean }): P
 }
 
 // A newcomer on embedded defaults gets an admin token without reading further than the log.
-async function offerFirstToken(database: DatabaseHandle, config: Config, logger: Logger): Promise<void> {
+async function offerFirstToken(
+  database: DatabaseHandle,
+  config: Config,
+  logger: Logger,
+): Promise<void> {
   if (config.adminToken || (await listApiTokens(database.db)).length > 0) return;
   const { token } = await createApiToken(database.db, { name: 'first-admin', role: 'admin' });
   const file = join(config.dataDir, 'admin-token');

@@ -12,7 +12,10 @@ export async function insertApiToken(
     .executeTakeFirstOrThrow();
 }
 
-export async function findActiveTokenByHash(db: Db, tokenHash: string): Promise<ApiTokenRow | undefined> {
+export async function findActiveTokenByHash(
+  db: Db,
+  tokenHash: string,
+): Promise<ApiTokenRow | undefined> {
   return db
     .selectFrom('api_tokens')
     .selectAll()
@@ -28,7 +31,10 @@ export async function touchApiToken(db: Db, id: number): Promise<void> {
     .set({ last_used_at: sql<Date>`now()` })
     .where('id', '=', id)
     .where((eb) =>
-      eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', sql<Date>`now() - interval '1 minute'`)]),
+      eb.or([
+        eb('last_used_at', 'is', null),
+        eb('last_used_at', '<', sql<Date>`now() - interval '1 minute'`),
+      ]),
     )
     .execute();
 }

@@ -57,13 +57,18 @@ export async function authenticate(
   adminToken: string | undefined,
 ): Promise<Caller> {
   if (!token) {
-    throw new DomainError('unauthorized', 'unauthorized', 'an editor token is required (Authorization: Bearer <token>)');
+    throw new DomainError(
+      'unauthorized',
+      'unauthorized',
+      'an editor token is required (Authorization: Bearer <token>)',
+    );
   }
   if (adminToken && sameSecret(token, adminToken)) {
     return { tokenId: null, name: 'ADMIN_TOKEN', role: 'admin' };
   }
   const row = await repository.findActiveTokenByHash(db, hashToken(token));
-  if (!row) throw new DomainError('unauthorized', 'invalid_token', 'the token is unknown or revoked');
+  if (!row)
+    throw new DomainError('unauthorized', 'invalid_token', 'the token is unknown or revoked');
   await repository.touchApiToken(db, row.id);
   return { tokenId: row.id, name: row.name, role: row.role };
 }

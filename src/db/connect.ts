@@ -15,7 +15,9 @@ const pgTypes = {
   getTypeParser(oid: number, format?: 'text' | 'binary') {
     if (oid === INT8) return (value: string) => Number(value);
     if (oid === INT8_ARRAY) {
-      const parseTextArray = pg.types.getTypeParser(TEXT_ARRAY as never) as (value: string) => string[];
+      const parseTextArray = pg.types.getTypeParser(TEXT_ARRAY as never) as (
+        value: string,
+      ) => string[];
       return (value: string) => parseTextArray(value).map(Number);
     }
     return pg.types.getTypeParser(oid as never, format);

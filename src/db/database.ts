@@ -1,7 +1,11 @@
 import type { ColumnType, Generated, Insertable, Kysely, Selectable, Transaction } from 'kysely';
 
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
-type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+type NullableTimestamp = ColumnType<
+  Date | null,
+  Date | string | null | undefined,
+  Date | string | null
+>;
 
 export interface ApiTokensTable {
   id: Generated<number>;
@@ -22,7 +26,11 @@ export interface NewslettersTable {
   from_email: string;
   reply_to: string | null;
   locale: ColumnType<string, string | undefined, string>;
-  status: ColumnType<'active' | 'archived', 'active' | 'archived' | undefined, 'active' | 'archived'>;
+  status: ColumnType<
+    'active' | 'archived',
+    'active' | 'archived' | undefined,
+    'active' | 'archived'
+  >;
   created_at: CreatedAt;
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
@@ -31,7 +39,11 @@ export interface SubscribersTable {
   id: Generated<number>;
   email: string;
   email_normalized: string;
-  status: ColumnType<'active' | 'blocklisted', 'active' | 'blocklisted' | undefined, 'active' | 'blocklisted'>;
+  status: ColumnType<
+    'active' | 'blocklisted',
+    'active' | 'blocklisted' | undefined,
+    'active' | 'blocklisted'
+  >;
   created_at: CreatedAt;
 }
 
@@ -47,7 +59,8 @@ export interface SubscriptionsTable {
   source: string | null;
 }
 
-export type ConsentAction = 'requested' | 'confirmed' | 'unsubscribed' | 'bounced' | 'complained' | 'erased';
+export type ConsentAction =
+  'requested' | 'confirmed' | 'unsubscribed' | 'bounced' | 'complained' | 'erased';
 
 export interface ConsentEventsTable {
   id: Generated<number>;
@@ -106,4 +119,3 @@ export type NewsletterRow = Selectable<NewslettersTable>;
 export type NewNewsletterRow = Insertable<NewslettersTable>;
 export type ApiTokenRow = Selectable<ApiTokensTable>;
 export type OutboxRow = Selectable<OutboxTable>;
-

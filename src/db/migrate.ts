@@ -15,7 +15,9 @@ function unwrap(result: MigrationResultSet): string[] {
       `migration ${failed ?? '(unknown)'} failed: ${(result.error as Error).message ?? result.error}`,
     );
   }
-  return (result.results ?? []).map((r) => `${r.direction === 'Up' ? 'applied' : 'reverted'} ${r.migrationName}`);
+  return (result.results ?? []).map(
+    (r) => `${r.direction === 'Up' ? 'applied' : 'reverted'} ${r.migrationName}`,
+  );
 }
 
 export async function migrateToLatest(db: AnyDb): Promise<string[]> {

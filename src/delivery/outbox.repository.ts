@@ -32,7 +32,11 @@ export async function enqueueMail(db: Db, mail: OutgoingMail): Promise<number> {
 }
 
 // Claims due mail for one lease; rows whose lease ran out (a worker died) are due again.
-export async function claimDueMail(db: Db, limit: number, leaseSeconds: number): Promise<OutboxRow[]> {
+export async function claimDueMail(
+  db: Db,
+  limit: number,
+  leaseSeconds: number,
+): Promise<OutboxRow[]> {
   const result = await sql<OutboxRow>`
     update outbox set status = 'sending', attempts = attempts + 1,
       lease_until = now() + make_interval(secs => ${leaseSeconds})
@@ -50,7 +54,13 @@ export async function claimDueMail(db: Db, limit: number, leaseSeconds: number):
 export async function markMailSent(db: Db, id: number, messageId: string): Promise<void> {
   await db
     .updateTable('outbox')
-    .set({ status: 'sent', sent_at: sql<Date>`now()`, message_id: messageId, lease_until: null, last_error: null })
+    .set({
+      status: 'sent',
+      sent_at: sql<Date>`now()`,
+      message_id: messageId,
+      lease_until: null,
+      last_error: null,
+    })
     .where('id', '=', id)
     .execute();
 }

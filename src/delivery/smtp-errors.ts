@@ -5,6 +5,12 @@ export function isPermanentFailure(error: unknown): boolean {
 }
 
 export function describeFailure(error: unknown): string {
-  const { responseCode, response, message } = error as { responseCode?: number; response?: string; message?: string };
-  return responseCode ? `${responseCode} ${response ?? message ?? ''}`.trim() : (message ?? String(error));
+  const { responseCode, response, message } = error as {
+    responseCode?: number;
+    response?: string;
+    message?: string;
+  };
+  return responseCode
+    ? `${responseCode} ${response ?? message ?? ''}`.trim()
+    : (message ?? String(error));
 }

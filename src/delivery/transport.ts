@@ -1,12 +1,16 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import nodemailer, { type Transport, type TransportOptions as SmtpOptions, type Transporter } from 'nodemailer';
+import nodemailer, {
+  type Transport,
+  type TransportOptions as SmtpOptions,
+  type Transporter,
+} from 'nodemailer';
 import type MailMessage from 'nodemailer/lib/mailer/mail-message';
 
 import type { Logger } from '../log.ts';
 
 interface FileSentInfo {
-  envelope: ReturnType<MailMessage["message"]["getEnvelope"]>;
+  envelope: ReturnType<MailMessage['message']['getEnvelope']>;
   messageId: string;
   response: string;
 }
@@ -47,7 +51,11 @@ export function createMailTransport(options: TransportOptions): Transporter {
         const file = join(folder, `${Date.now()}-${++sequence}-${id}.eml`);
         await writeFile(file, message);
         options.logger.info({ file, to: mail.data.to }, 'mail written to file (no SMTP_URL set)');
-        return { envelope: mail.message.getEnvelope(), messageId: mail.message.messageId(), response: `written ${file}` };
+        return {
+          envelope: mail.message.getEnvelope(),
+          messageId: mail.message.messageId(),
+          response: `written ${file}`,
+        };
       })().then(
         (info) => callback(null, info),
         (error: Error) => callback(error, undefined),

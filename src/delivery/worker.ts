@@ -86,7 +86,10 @@ export class DeliveryWorker {
       await markMailSent(db, mail.id, messageId);
     } catch (error) {
       const permanent = isPermanentFailure(error);
-      logger.warn({ outboxId: mail.id, kind: mail.kind, permanent, err: describeFailure(error) }, 'mail not accepted');
+      logger.warn(
+        { outboxId: mail.id, kind: mail.kind, permanent, err: describeFailure(error) },
+        'mail not accepted',
+      );
       await markMailFailed(db, mail.id, describeFailure(error), { permanent, maxAttempts });
     }
   }

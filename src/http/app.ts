@@ -11,7 +11,9 @@ import { openApiDocument } from './openapi.ts';
 
 // JSON APIs accept JSON only; routes that take HTML forms are mounted before this guard.
 const jsonOnly: RequestHandler = (req, _res, next) => {
-  const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+  const hasBody =
+    req.headers['transfer-encoding'] !== undefined ||
+    Number(req.headers['content-length'] ?? 0) > 0;
   if (hasBody && !req.is('application/json')) throw unsupportedMediaType('application/json');
   next();
 };
@@ -35,7 +37,8 @@ export function createApp(deps: AppDeps): Express {
       logger,
       genReqId: (req, res) => {
         const given = req.headers['x-request-id'];
-        const id = typeof given === 'string' && /^[\w.-]{1,100}$/.test(given) ? given : randomUUID();
+        const id =
+          typeof given === 'string' && /^[\w.-]{1,100}$/.test(given) ? given : randomUUID();
         res.setHeader('x-request-id', id);
         return id;
       },
@@ -45,7 +48,10 @@ export function createApp(deps: AppDeps): Express {
   app.use((req, res, next) => {
     const end = requestDuration.startTimer({ method: req.method });
     res.on('finish', () => {
-      end({ route: (req.route?.path as string | undefined) ?? 'unmatched', status: String(res.statusCode) });
+      end({
+        route: (req.route?.path as string | undefined) ?? 'unmatched',
+        status: String(res.statusCode),
+      });
     });
     next();
   });
@@ -60,7 +66,9 @@ export function createApp(deps: AppDeps): Express {
       res.json({ status: 'ready', database: 'reachable' });
     } catch (error) {
       logger.warn({ err: error }, 'readiness check failed');
-      res.status(503).json({ error: { code: 'database_unreachable', message: 'the database cannot be reached' } });
+      res.status(503).json({
+        error: { code: 'database_unreachable', message: 'the database cannot be reached' },
+      });
     }
   });
   app.get('/metrics', async (_req, res) => {

@@ -16,7 +16,11 @@ export function requireRole(db: Db, adminToken: string | undefined, role: Role):
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     const caller = await authenticate(db, match?.[1], adminToken);
     if (!canAct(caller, role)) {
-      throw new DomainError('forbidden', 'forbidden', `this needs the ${role} role; the token has ${caller.role}`);
+      throw new DomainError(
+        'forbidden',
+        'forbidden',
+        `this needs the ${role} role; the token has ${caller.role}`,
+      );
     }
     res.locals.caller = caller;
     next();

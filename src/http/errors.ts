@@ -25,10 +25,18 @@ function fromBodyParser(error: BodyParserError): DomainError | undefined {
     case 'entity.parse.failed':
       return new DomainError('invalid', 'invalid_json', 'the request body is not valid json');
     case 'entity.too.large':
-      return new DomainError('too_large', 'body_too_large', `the request body is over ${error.limit} bytes`);
+      return new DomainError(
+        'too_large',
+        'body_too_large',
+        `the request body is over ${error.limit} bytes`,
+      );
     case 'encoding.unsupported':
     case 'charset.unsupported':
-      return new DomainError('unsupported_media', 'unsupported_encoding', 'the request body encoding is not supported');
+      return new DomainError(
+        'unsupported_media',
+        'unsupported_encoding',
+        'the request body encoding is not supported',
+      );
     case 'request.aborted':
       return new DomainError('invalid', 'request_aborted', 'the request was aborted');
     default:
@@ -37,7 +45,9 @@ function fromBodyParser(error: BodyParserError): DomainError | undefined {
 }
 
 export const notFound: RequestHandler = (req, res) => {
-  res.status(404).json({ error: { code: 'not_found', message: `no route for ${req.method} ${req.path}` } });
+  res
+    .status(404)
+    .json({ error: { code: 'not_found', message: `no route for ${req.method} ${req.path}` } });
 };
 
 /** The one place errors become HTTP answers; anything unexpected is logged and hidden. */
@@ -46,15 +56,25 @@ export const errorHandler: ErrorRequestHandler = (error, req, res, _next) => {
   const domain = error instanceof DomainError ? error : parserError;
   if (domain) {
     res.status(statusOf[domain.kind]).json({
-      error: { code: domain.code, message: domain.message, ...(domain.details ? { details: domain.details } : {}) },
+      error: {
+        code: domain.code,
+        message: domain.message,
+        ...(domain.details ? { details: domain.details } : {}),
+      },
     });
     return;
   }
   req.log?.error({ err: error }, 'unexpected error');
   if (res.headersSent) return;
-  res.status(500).json({ error: { code: 'internal_error', message: 'something went wrong on our side' } });
+  res
+    .status(500)
+    .json({ error: { code: 'internal_error', message: 'something went wrong on our side' } });
 };
 
 export function unsupportedMediaType(expected: string): DomainError {
-  return new DomainError('unsupported_media', 'unsupported_media_type', `the request body must be ${expected}`);
+  return new DomainError(
+    'unsupported_media',
+    'unsupported_media_type',
+    `the request body must be ${expected}`,
+  );
 }

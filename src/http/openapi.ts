@@ -38,7 +38,11 @@ export function errorResponses(...statuses: number[]) {
 export function openApiDocument() {
   return new OpenApiGeneratorV3(openApiRegistry.definitions).generateDocument({
     openapi: '3.0.3',
-    info: { title: 'Broadsheet', version: '1', description: 'Newsletter subscription and delivery' },
+    info: {
+      title: 'Broadsheet',
+      version: '1',
+      description: 'Newsletter subscription and delivery',
+    },
     servers: [{ url: '/' }],
   });
 }

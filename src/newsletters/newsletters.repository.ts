@@ -5,7 +5,10 @@ export async function insertNewsletter(db: Db, row: NewNewsletterRow): Promise<N
   return db.insertInto('newsletters').values(row).returningAll().executeTakeFirstOrThrow();
 }
 
-export async function findNewsletterBySlug(db: Db, slug: string): Promise<NewsletterRow | undefined> {
+export async function findNewsletterBySlug(
+  db: Db,
+  slug: string,
+): Promise<NewsletterRow | undefined> {
   return db.selectFrom('newsletters').selectAll().where('slug', '=', slug).executeTakeFirst();
 }
 

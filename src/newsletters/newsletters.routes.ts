@@ -17,7 +17,11 @@ const slugParams = z.object({ slug: slugSchema });
 
 function present(newsletter: newsletters.Newsletter) {
   const { id: _id, ...rest } = newsletter;
-  return { ...rest, createdAt: rest.createdAt.toISOString(), updatedAt: rest.updatedAt.toISOString() };
+  return {
+    ...rest,
+    createdAt: rest.createdAt.toISOString(),
+    updatedAt: rest.updatedAt.toISOString(),
+  };
 }
 
 export function newslettersRouter({ db, config }: AppDeps): Router {
@@ -66,7 +70,10 @@ openApiRegistry.registerPath({
   security,
   request: { query: newsletterListQuerySchema },
   responses: {
-    200: { description: 'newsletters', ...json(z.object({ newsletters: z.array(newsletterSchema) })) },
+    200: {
+      description: 'newsletters',
+      ...json(z.object({ newsletters: z.array(newsletterSchema) })),
+    },
     ...errorResponses(400, 401, 403),
   },
 });
@@ -76,7 +83,10 @@ openApiRegistry.registerPath({
   summary: 'Create a newsletter (admin)',
   security,
   request: { body: json(createNewsletterSchema) },
-  responses: { 201: { description: 'created', ...json(newsletterSchema) }, ...errorResponses(400, 401, 403, 409, 413, 415) },
+  responses: {
+    201: { description: 'created', ...json(newsletterSchema) },
+    ...errorResponses(400, 401, 403, 409, 413, 415),
+  },
 });
 openApiRegistry.registerPath({
   method: 'get',
@@ -84,7 +94,10 @@ openApiRegistry.registerPath({
   summary: 'Read a newsletter',
   security,
   request: { params: slugParams },
-  responses: { 200: { description: 'the newsletter', ...json(newsletterSchema) }, ...errorResponses(401, 403, 404) },
+  responses: {
+    200: { description: 'the newsletter', ...json(newsletterSchema) },
+    ...errorResponses(401, 403, 404),
+  },
 });
 openApiRegistry.registerPath({
   method: 'patch',
@@ -92,7 +105,10 @@ openApiRegistry.registerPath({
   summary: 'Update a newsletter (admin); status "archived" archives it',
   security,
   request: { params: slugParams, body: json(updateNewsletterSchema) },
-  responses: { 200: { description: 'updated', ...json(newsletterSchema) }, ...errorResponses(400, 401, 403, 404) },
+  responses: {
+    200: { description: 'updated', ...json(newsletterSchema) },
+    ...errorResponses(400, 401, 403, 404),
+  },
 });
 openApiRegistry.registerPath({
   method: 'delete',
@@ -100,5 +116,8 @@ openApiRegistry.registerPath({
   summary: 'Archive a newsletter (admin); nothing is deleted',
   security,
   request: { params: slugParams },
-  responses: { 200: { description: 'archived', ...json(newsletterSchema) }, ...errorResponses(401, 403, 404) },
+  responses: {
+    200: { description: 'archived', ...json(newsletterSchema) },
+    ...errorResponses(401, 403, 404),
+  },
 });

@@ -49,7 +49,11 @@ export async function createNewsletter(
     return toNewsletter(row, { pending: 0, confirmed: 0, unsubscribed: 0 });
   } catch (error) {
     if (isUniqueViolation(error, 'newsletters_slug_key')) {
-      throw new DomainError('conflict', 'slug_taken', `a newsletter with slug "${input.slug}" already exists`);
+      throw new DomainError(
+        'conflict',
+        'slug_taken',
+        `a newsletter with slug "${input.slug}" already exists`,
+      );
     }
     throw error;
   }

@@ -17,7 +17,8 @@ export interface SmtpCapture {
   port: number;
   messages: CapturedMail[];
   /** Decides per message whether to refuse it (e.g. 451 or 550); undefined accepts. */
-  refuse: ((envelope: { from: string; to: string[] }, raw: Buffer) => Refusal | undefined) | undefined;
+  refuse:
+    ((envelope: { from: string; to: string[] }, raw: Buffer) => Refusal | undefined) | undefined;
   waitFor(count: number, timeoutMs?: number): Promise<CapturedMail[]>;
   close(): Promise<void>;
 }
@@ -40,7 +41,9 @@ export async function startSmtpCapture(): Promise<SmtpCapture> {
       const deadline = Date.now() + timeoutMs;
       while (capture.messages.length < count) {
         if (Date.now() > deadline) {
-          throw new Error(`expected ${count} messages, got ${capture.messages.length} in ${timeoutMs} ms`);
+          throw new Error(
+            `expected ${count} messages, got ${capture.messages.length} in ${timeoutMs} ms`,
+          );
         }
         await new Promise((resolve) => setTimeout(resolve, 25));
       }

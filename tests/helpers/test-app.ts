@@ -38,6 +38,16 @@ export async function createTestApp(env: Record<string, string> = {}): Promise<T
   });
   const logger = createLogger(config.logLevel);
   const app = createApp({ db: database.db, config, logger, metrics: new Registry() });
-  const { token: editorToken } = await createApiToken(database.db, { name: 'test editor', role: 'editor' });
-  return { app, database, config, editorToken, adminToken: TEST_ADMIN_TOKEN, close: () => database.close() };
+  const { token: editorToken } = await createApiToken(database.db, {
+    name: 'test editor',
+    role: 'editor',
+  });
+  return {
+    app,
+    database,
+    config,
+    editorToken,
+    adminToken: TEST_ADMIN_TOKEN,
+    close: () => database.close(),
+  };
 }

@@ -33,7 +33,9 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   // Two files cloning the same template at once can collide; a short retry settles it.
   for (let attempt = 1; ; attempt++) {
     try {
-      await sql`create database ${sql.id(name)} template ${sql.id(template.name)}`.execute(admin.db);
+      await sql`create database ${sql.id(name)} template ${sql.id(template.name)}`.execute(
+        admin.db,
+      );
       break;
     } catch (error) {
       if (attempt >= 20) throw error;

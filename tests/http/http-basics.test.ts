@@ -22,7 +22,11 @@ describe('HTTP basics', () => {
   });
 
   it('answers a wrong content type with 415', async () => {
-    const res = await request(t.app).post('/api/v1/newsletters').set(admin()).set('Content-Type', 'text/plain').send('slug=x');
+    const res = await request(t.app)
+      .post('/api/v1/newsletters')
+      .set(admin())
+      .set('Content-Type', 'text/plain')
+      .send('slug=x');
     expect(res.status).toBe(415);
     expect(res.body.error.code).toBe('unsupported_media_type');
   });
@@ -66,7 +70,9 @@ describe('HTTP basics', () => {
     expect(res.status).toBe(200);
     expect(res.body.openapi).toMatch(/^3\./);
     const create = res.body.paths['/api/v1/newsletters'].post;
-    expect(create.requestBody.content['application/json'].schema.$ref).toBe('#/components/schemas/NewNewsletter');
+    expect(create.requestBody.content['application/json'].schema.$ref).toBe(
+      '#/components/schemas/NewNewsletter',
+    );
     expect(res.body.components.schemas.NewNewsletter.required).toEqual(['slug', 'name']);
   });
 });
