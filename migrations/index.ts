@@ -1,7 +1,9 @@
 import type { Migration } from 'kysely';
 import * as foundation from './001_foundation.ts';
+import * as subscriptions from './002_subscriptions.ts';
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
   '001_foundation': foundation,
+  '002_subscriptions': subscriptions,
 };

@@ -103,6 +103,12 @@ export interface OutboxTable {
   sent_at: NullableTimestamp;
 }
 
+export interface RateLimitCountersTable {
+  key: string;
+  hits: number;
+  expires_at: Date;
+}
+
 /** Every table of Broadsheet; features add theirs here beside their migration. */
 export interface Database {
   api_tokens: ApiTokensTable;
@@ -112,6 +118,7 @@ export interface Database {
   consent_events: ConsentEventsTable;
   suppressions: SuppressionsTable;
   outbox: OutboxTable;
+  rate_limit_counters: RateLimitCountersTable;
 }
 
 export type Db = Kysely<Database> | Transaction<Database>;
