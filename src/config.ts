@@ -46,6 +46,15 @@ const environmentSchema = z
     DEMO_PAGE: flag(true),
     RUN_WORKER: flag(true),
     BODY_LIMIT: z.string().default('100kb'),
+    CONFIRM_LINK_DAYS: z.coerce.number().positive().max(90).default(7),
+    CONFIRMATION_MAILS_PER_DAY: z.coerce.number().int().min(1).max(100).default(3),
+    SUBSCRIBE_LIMIT_PER_IP: z.coerce.number().int().min(1).default(30),
+    SUBSCRIBE_LIMIT_PER_ADDRESS: z.coerce.number().int().min(1).default(10),
+    SMTPUTF8: flag(false),
+    CHECK_EMAIL_DOMAIN: flag(false),
+    REFUSE_DISPOSABLE_EMAIL: flag(false),
+    WELCOME_MAIL: flag(true),
+    CONSENT_TEXT_VERSION: z.string().trim().min(1).max(100).default('1'),
   })
   .superRefine((env, ctx) => {
     if (env.DATABASE_URL && !env.SECRET) {
@@ -82,6 +91,15 @@ function toConfig(env: z.infer<typeof environmentSchema>) {
     demoPage: env.DEMO_PAGE,
     runWorker: env.RUN_WORKER,
     bodyLimit: env.BODY_LIMIT,
+    confirmLinkDays: env.CONFIRM_LINK_DAYS,
+    confirmationMailsPerDay: env.CONFIRMATION_MAILS_PER_DAY,
+    subscribeLimitPerIp: env.SUBSCRIBE_LIMIT_PER_IP,
+    subscribeLimitPerAddress: env.SUBSCRIBE_LIMIT_PER_ADDRESS,
+    smtpUtf8: env.SMTPUTF8,
+    checkEmailDomain: env.CHECK_EMAIL_DOMAIN,
+    refuseDisposableEmail: env.REFUSE_DISPOSABLE_EMAIL,
+    welcomeMail: env.WELCOME_MAIL,
+    consentTextVersion: env.CONSENT_TEXT_VERSION,
   };
 }
 
