@@ -1,0 +1,132 @@
+import { randomBytes } from 'node:crypto';
+import { encodeWords, foldLines } from 'nodemailer/lib/mime-funcs';
+import { encode as encodeQuotedPrintable, wrap as wrapQuotedPrintable } from 'nodemailer/lib/qp';
+import { escapeHtml } from '../digests/mail-templates.ts';
+
+/** What one send's mail has in common for every reader; built once per send. */
+export interface MessageCommon {
+  from: { name: string; address: string };
+  replyTo?: string | null;
+  subject: string;
+  /** Compiled HTML and text with `%%{name}%%` placeholders still in them. */
+  html: string;
+  text: string;
+  listId: string;
+  listUnsubscribeMailto?: string;
+  feedbackId?: string;
+  extraHeaders?: Record<string, string>;
+}
+
+/** What differs per reader; values are spliced in, never re-encoded as a whole message. */
+export interface MessageReader {
+  to: string;
+  messageId: string;
+  date: Date;
+  /** Values for the body placeholders; `unsubscribe_url` also goes into List-Unsubscribe. */
+  values: Record<string, string> & { unsubscribe_url: string };
+}
+
+type Piece = string | { value: string; encoding: 'header' | 'text' | 'html' };
+
+export interface PreparedMessage {
+  readonly pieces: readonly Piece[];
+}
+
+const PLACEHOLDER = /%%\{([a-zA-Z]\w*)\}%%/;
+const LINE = 76;
+const SOFT_BREAK = '=\r\n';
+
+/**
+ * Builds headers and MIME structure once. Bodies are quoted-printable with a soft line break
+ * on both sides of every placeholder, so a reader's value is encoded on its own lines and the
+ * rest of the message is never touched again.
+ */
+export function prepareMessage(common: MessageCommon): PreparedMessage {
+  const boundary = `----=_broadsheet_${randomBytes(12).toString('hex')}`;
+  const pieces: Piece[] = [];
+  const push = (piece: Piece) => {
+    const last = pieces.at(-1);
+    if (typeof piece === 'string' && typeof last === 'string')
+      pieces[pieces.length - 1] = last + piece;
+    else pieces.push(piece);
+  };
+
+  push(header('From', `${encodeWords(common.from.name, 'Q', 52)} <${common.from.address}>`));
+  if (common.replyTo) push(header('Reply-To', common.replyTo));
+  push('To: ');
+  push({ value: 'to', encoding: 'header' });
+  push('\r\n' + header('Subject', encodeWords(common.subject, 'Q', 52)));
+  push('Date: ');
+  push({ value: 'date', encoding: 'header' });
+  push('\r\nMessage-ID: ');
+  push({ value: 'message_id', encoding: 'header' });
+  push('\r\n' + header('MIME-Version', '1.0'));
+  push(header('List-Id', common.listId));
+  push('List-Unsubscribe: <');
+  push({ value: 'unsubscribe_url', encoding: 'header' });
+  push(
+    common.listUnsubscribeMailto ? `>,\r\n <mailto:${common.listUnsubscribeMailto}>\r\n` : '>\r\n',
+  );
+  push(header('List-Unsubscribe-Post', 'List-Unsubscribe=One-Click'));
+  push(header('Precedence', 'bulk'));
+  if (common.feedbackId) push(header('Feedback-ID', common.feedbackId));
+  for (const [name, value] of Object.entries(common.extraHeaders ?? {})) push(header(name, value));
+  push(header('Content-Type', `multipart/alternative; boundary="${boundary}"`) + '\r\n');
+
+  for (const [type, body] of [
+    ['text/plain', common.text],
+    ['text/html', common.html],
+  ] as const) {
+    push(
+      `--${boundary}\r\nContent-Type: ${type}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n`,
+    );
+    const parts = body.replace(/\r?\n/g, '\r\n').split(PLACEHOLDER);
+    parts.forEach((part, index) => {
+      if (index % 2 === 1) {
+        push({ value: part, encoding: type === 'text/html' ? 'html' : 'text' });
+        return;
+      }
+      const encoded = wrapQuotedPrintable(encodeQuotedPrintable(part), LINE - 1);
+      const beforeValue = index < parts.length - 1;
+      const afterValue = index > 0;
+      push((afterValue && encoded ? SOFT_BREAK : '') + encoded + (beforeValue ? SOFT_BREAK : ''));
+    });
+    push('\r\n');
+  }
+  push(`--${boundary}--\r\n`);
+  return { pieces };
+}
+
+/** The finished bytes for one reader: a few string joins, no MIME building. */
+export function messageFor(prepared: PreparedMessage, reader: MessageReader): Buffer {
+  const values: Record<string, string> = {
+    ...reader.values,
+    to: reader.to,
+    date: reader.date.toUTCString().replace(/GMT$/, '+0000'),
+    message_id: reader.messageId,
+  };
+  let message = '';
+  for (const piece of prepared.pieces) {
+    if (typeof piece === 'string') {
+      message += piece;
+    } else if (piece.encoding === 'header') {
+      message += headerSafe(values[piece.value] ?? '');
+    } else {
+      const value = values[piece.value] ?? '';
+      message += wrapQuotedPrintable(
+        encodeQuotedPrintable(piece.encoding === 'html' ? escapeHtml(value) : value),
+        LINE - 1,
+      );
+    }
+  }
+  return Buffer.from(message, 'utf8');
+}
+
+function header(name: string, value: string): string {
+  return foldLines(`${name}: ${headerSafe(value)}`, LINE) + '\r\n';
+}
+
+// Nothing a reader or editor typed may start a new header line.
+function headerSafe(value: string): string {
+  return value.replace(/[\r\n\0]/g, ' ');
+}
