@@ -60,6 +60,7 @@ describe('prepared message', () => {
     for (const line of headers!.split('\r\n')) expect(line.length).toBeLessThanOrEqual(998);
     for (const line of body.join('\r\n\r\n').split('\r\n'))
       expect(line.length).toBeLessThanOrEqual(76);
+    // eslint-disable-next-line no-control-regex -- the point is to find control characters
     expect(raw).not.toMatch(/[^\x09\x0a\x0d\x20-\x7e]/);
     expect(raw.replace(/\r\n/g, '')).not.toMatch(/[\r\n]/);
   });
