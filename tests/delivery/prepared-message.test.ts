@@ -36,7 +36,7 @@ describe('prepared message', () => {
     const raw = messageFor(prepared, reader(7));
     const parsed = await simpleParser(raw);
     const expected = personalise({ html: common.html, text: common.text }, reader(7).values);
-    expect(parsed.html?.replace(/\r\n/g, '\n')).toBe(expected.html);
+    expect(String(parsed.html).replace(/\r\n/g, '\n')).toBe(expected.html);
     expect(parsed.text?.replace(/\r\n/g, '\n')).toBe(expected.text);
     expect(parsed.subject).toBe(common.subject);
     expect(parsed.from?.value).toEqual([{ name: common.from.name, address: 'briefing@news.test' }]);
