@@ -29,7 +29,7 @@ export interface MessageReader {
 type Piece = string | { value: string; encoding: 'header' | 'text' | 'html' };
 
 export interface PreparedMessage {
-  readonly pieces: readonly Piece[];
+  readonly pieces: readonly (Buffer | Exclude<Piece, string>)[];
 }
 
 const PLACEHOLDER = /%%\{([a-zA-Z]\w*)\}%%/;
@@ -94,7 +94,10 @@ export function prepareMessage(common: MessageCommon): PreparedMessage {
     push('\r\n');
   }
   push(`--${boundary}--\r\n`);
-  return { pieces };
+  // The fixed parts are bytes already, so a reader costs a copy, not a re-encoding of the whole mail.
+  return {
+    pieces: pieces.map((piece) => (typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece)),
+  };
 }
 
 /** The finished bytes for one reader: a few string joins, no MIME building. */
@@ -105,21 +108,19 @@ export function messageFor(prepared: PreparedMessage, reader: MessageReader): Bu
     date: reader.date.toUTCString().replace(/GMT$/, '+0000'),
     message_id: reader.messageId,
   };
-  let message = '';
+  const parts: Buffer[] = [];
   for (const piece of prepared.pieces) {
-    if (typeof piece === 'string') {
-      message += piece;
+    if (Buffer.isBuffer(piece)) {
+      parts.push(piece);
     } else if (piece.encoding === 'header') {
-      message += headerSafe(values[piece.value] ?? '');
+      parts.push(Buffer.from(headerSafe(values[piece.value] ?? ''), 'utf8'));
     } else {
       const value = values[piece.value] ?? '';
-      message += wrapQuotedPrintable(
-        encodeQuotedPrintable(piece.encoding === 'html' ? escapeHtml(value) : value),
-        LINE - 1,
-      );
+      const encoded = encodeQuotedPrintable(piece.encoding === 'html' ? escapeHtml(value) : value);
+      parts.push(Buffer.from(wrapQuotedPrintable(encoded, LINE - 1), 'latin1'));
     }
   }
-  return Buffer.from(message, 'utf8');
+  return Buffer.concat(parts);
 }
 
 function header(name: string, value: string): string {
