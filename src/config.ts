@@ -24,6 +24,15 @@ const url = (protocols: string[]) =>
       message: `must start with ${protocols.map((p) => `${p}//`).join(' or ')}`,
     });
 
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const environmentSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -46,6 +55,13 @@ const environmentSchema = z
     DEMO_PAGE: flag(true),
     RUN_WORKER: flag(true),
     BODY_LIMIT: z.string().default('100kb'),
+    TEMPLATES_DIR: z.string().min(1).optional(),
+    ARCHIVE_URL: url(['http:', 'https:']).optional(),
+    DIGEST_TIME_ZONE: z
+      .string()
+      .default('UTC')
+      .refine(isTimeZone, 'must be an IANA time zone such as Europe/London'),
+    FEED_POLLING: flag(true),
     CONFIRM_LINK_DAYS: z.coerce.number().positive().max(90).default(7),
     CONFIRMATION_MAILS_PER_DAY: z.coerce.number().int().min(1).max(100).default(3),
     SUBSCRIBE_LIMIT_PER_IP: z.coerce.number().int().min(1).default(30),
@@ -91,6 +107,10 @@ function toConfig(env: z.infer<typeof environmentSchema>) {
     demoPage: env.DEMO_PAGE,
     runWorker: env.RUN_WORKER,
     bodyLimit: env.BODY_LIMIT,
+    templatesDir: env.TEMPLATES_DIR,
+    archiveUrl: env.ARCHIVE_URL,
+    digestTimeZone: env.DIGEST_TIME_ZONE,
+    feedPolling: env.FEED_POLLING,
     confirmLinkDays: env.CONFIRM_LINK_DAYS,
     confirmationMailsPerDay: env.CONFIRMATION_MAILS_PER_DAY,
     subscribeLimitPerIp: env.SUBSCRIBE_LIMIT_PER_IP,

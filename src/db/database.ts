@@ -33,6 +33,39 @@ export interface NewslettersTable {
   >;
   created_at: CreatedAt;
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  digest_sections: ColumnType<string[], string[] | undefined, string[]>;
+  digest_tags: ColumnType<string[], string[] | undefined, string[]>;
+  digest_max_articles: ColumnType<number, number | undefined, number>;
+  digest_window: ColumnType<DigestWindow, DigestWindow | undefined, DigestWindow>;
+  digest_window_hours: ColumnType<number, number | undefined, number>;
+  digest_subject: string | null;
+  feed_url: string | null;
+  feed_poll_minutes: ColumnType<number, number | undefined, number>;
+  feed_next_poll_at: NullableTimestamp;
+  feed_polled_at: NullableTimestamp;
+  feed_last_error: string | null;
+}
+
+export type DigestWindow = 'since_last_send' | 'hours';
+
+export interface ArticlesTable {
+  id: Generated<number>;
+  external_id: string | null;
+  url: string;
+  title: string;
+  summary: string;
+  authors: string[];
+  image_url: string | null;
+  image_alt: string | null;
+  image_width: number | null;
+  image_height: number | null;
+  section: string | null;
+  tags: string[];
+  published_at: ColumnType<Date, Date | string, Date | string>;
+  updated_at: NullableTimestamp;
+  source: string;
+  created_at: CreatedAt;
+  ingested_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
 export interface SubscribersTable {
@@ -118,6 +151,7 @@ export interface Database {
   consent_events: ConsentEventsTable;
   suppressions: SuppressionsTable;
   outbox: OutboxTable;
+  articles: ArticlesTable;
   rate_limit_counters: RateLimitCountersTable;
 }
 
@@ -126,3 +160,4 @@ export type NewsletterRow = Selectable<NewslettersTable>;
 export type NewNewsletterRow = Insertable<NewslettersTable>;
 export type ApiTokenRow = Selectable<ApiTokensTable>;
 export type OutboxRow = Selectable<OutboxTable>;
+export type ArticleRow = Selectable<ArticlesTable>;

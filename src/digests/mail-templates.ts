@@ -1,6 +1,6 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Liquid } from 'liquidjs';
+import { Liquid, LiquidError } from 'liquidjs';
 import mjml2html from 'mjml';
 import { DomainError } from '../errors.ts';
 
@@ -12,6 +12,12 @@ export interface CompiledMail {
   text: string;
 }
 
+/** Mail after Liquid, before MJML: what the digest preview shows as `format=mjml`. */
+export interface RenderedSource {
+  mjml: string;
+  text: string;
+}
+
 export class TemplateError extends DomainError {
   constructor(message: string, details?: Record<string, unknown>) {
     super('unprocessable', 'template_invalid', message, details);
@@ -19,6 +25,12 @@ export class TemplateError extends DomainError {
 }
 
 const PLACEHOLDER = /%%\{([a-zA-Z][\w]*)\}%%/g;
+
+interface MjmlIssue {
+  line: number;
+  message: string;
+  tagName?: string;
+}
 
 /**
  * Fills MJML templates with Liquid (output escaped) and compiles them with mjml2html.
@@ -28,6 +40,7 @@ const PLACEHOLDER = /%%\{([a-zA-Z][\w]*)\}%%/g;
 export class MailTemplates {
   private readonly html: Liquid;
   private readonly text: Liquid;
+  private readonly line: Liquid;
   readonly roots: string[];
 
   constructor(templatesDir?: string) {
@@ -41,32 +54,97 @@ export class MailTemplates {
     };
     this.html = new Liquid({ ...common, extname: '.mjml', outputEscape: 'escape' });
     this.text = new Liquid({ ...common, extname: '.txt' });
+    this.line = new Liquid({ strictFilters: true, cache: true });
   }
 
   /** Renders `name.mjml` and `name.txt`; slow (MJML), so call it once per send, not per reader. */
   async compile(name: string, data: Record<string, unknown>): Promise<CompiledMail> {
+    const source = await this.render(name, data);
+    return { html: await this.compileMjml(name, source.mjml), text: source.text };
+  }
+
+  /** Fills both templates with Liquid only; author-typed placeholders are neutralised here. */
+  async render(name: string, data: Record<string, unknown>): Promise<RenderedSource> {
     const safeData = neutralisePlaceholders(data) as Record<string, unknown>;
-    const file = this.locate(`${name}.mjml`);
-    let source: string;
-    let text: string;
+    const mjml = await this.fill(this.html, name, '.mjml', safeData);
+    const text = await this.fill(this.text, name, '.txt', safeData);
+    return { mjml, text: tidyText(text) };
+  }
+
+  /** A one-line template such as a subject: Liquid without escaping, whitespace collapsed. */
+  async renderLine(source: string, data: Record<string, unknown>, what: string): Promise<string> {
     try {
-      source = await this.html.renderFile(name, safeData);
-      text = await this.text.renderFile(name, safeData);
+      const safeData = neutralisePlaceholders(data) as Record<string, unknown>;
+      const line = await this.line.parseAndRender(source, safeData);
+      return line.replace(/\s+/g, ' ').trim();
     } catch (error) {
-      throw new TemplateError(`template ${name} failed: ${(error as Error).message}`, { file });
+      throw new TemplateError(`the ${what} template is not valid: ${(error as Error).message}`);
     }
-    let compiled: Awaited<ReturnType<typeof mjml2html>>;
+  }
+
+  async compileMjml(name: string, mjml: string): Promise<string> {
     try {
-      compiled = await mjml2html(source, { validationLevel: 'strict', keepComments: false });
+      const compiled = await mjml2html(mjml, { validationLevel: 'strict', keepComments: false });
+      return compiled.html;
     } catch (error) {
-      const errors = (error as { errors?: { line: number; message: string }[] }).errors ?? [];
-      const first = errors[0];
+      const issues = (error as { errors?: MjmlIssue[] }).errors ?? [];
+      const first = issues[0];
+      if (!first) {
+        throw new TemplateError(
+          `template ${this.locate(`${name}.mjml`)} is not valid MJML: ${(error as Error).message}`,
+        );
+      }
+      const where = this.whereInSource(name, mjml, first);
       throw new TemplateError(
-        `template ${file} is not valid MJML${first ? ` at line ${first.line}: ${first.message}` : `: ${(error as Error).message}`}`,
-        { file, errors },
+        `template ${where.file} is not valid MJML at line ${where.line}: ${first.message}`,
+        { file: where.file, line: where.line, errors: issues },
       );
     }
-    return { html: compiled.html, text: tidyText(text) };
+  }
+
+  private async fill(
+    engine: Liquid,
+    name: string,
+    extension: string,
+    data: Record<string, unknown>,
+  ): Promise<string> {
+    const file = this.locate(`${name}${extension}`);
+    try {
+      return await engine.renderFile(name, data);
+    } catch (error) {
+      if (error instanceof LiquidError) {
+        const [line] = error.token?.getPosition() ?? [];
+        const at = error.token?.file ?? file;
+        throw new TemplateError(
+          `template ${at}${line ? ` line ${line}` : ''}: ${error.message.split(', line:')[0]}`,
+          { file: at, line },
+        );
+      }
+      throw new TemplateError(`template ${file} failed: ${(error as Error).message}`, { file });
+    }
+  }
+
+  // MJML counts lines of the filled document (layout included); point the editor at the file they wrote.
+  private whereInSource(
+    name: string,
+    mjml: string,
+    issue: MjmlIssue,
+  ): { file: string; line: number } {
+    const renderedLine = (mjml.split('\n')[issue.line - 1] ?? '').trim();
+    const files = [this.locate(`${name}.mjml`), this.locate('layout.mjml')].filter((file) =>
+      existsSync(file),
+    );
+    const tag = issue.tagName ? `<${issue.tagName}` : undefined;
+    for (const match of [
+      (line: string) => line.trim() === renderedLine && renderedLine !== '',
+      (line: string) => tag !== undefined && line.includes(tag),
+    ]) {
+      for (const file of files) {
+        const index = readFileSync(file, 'utf8').split('\n').findIndex(match);
+        if (index >= 0) return { file, line: index + 1 };
+      }
+    }
+    return { file: files[0] ?? `${name}.mjml`, line: issue.line };
   }
 
   private locate(file: string): string {
@@ -74,11 +152,45 @@ export class MailTemplates {
   }
 }
 
+interface SplitMail {
+  html: string;
+  text: string;
+  htmlParts: string[];
+  htmlKeys: string[];
+  textParts: string[];
+  textKeys: string[];
+}
+
+// Compiled mail is split at its placeholders once; each reader then costs a few concatenations.
+const splits = new WeakMap<CompiledMail, SplitMail>();
+
+function splitOf(mail: CompiledMail): SplitMail {
+  const known = splits.get(mail);
+  if (known && known.html === mail.html && known.text === mail.text) return known;
+  const [htmlParts, htmlKeys] = splitAtPlaceholders(mail.html);
+  const [textParts, textKeys] = splitAtPlaceholders(mail.text);
+  const split = { html: mail.html, text: mail.text, htmlParts, htmlKeys, textParts, textKeys };
+  splits.set(mail, split);
+  return split;
+}
+
+function splitAtPlaceholders(source: string): [string[], string[]] {
+  const pieces = source.split(PLACEHOLDER);
+  return [pieces.filter((_, i) => i % 2 === 0), pieces.filter((_, i) => i % 2 === 1)];
+}
+
+function join(parts: string[], keys: string[], value: (key: string) => string): string {
+  let out = parts[0]!;
+  for (let i = 0; i < keys.length; i++) out += value(keys[i]!) + parts[i + 1]!;
+  return out;
+}
+
 /** Splices one reader's values into compiled mail; unknown placeholders become empty. */
 export function personalise(mail: CompiledMail, values: Record<string, string>): CompiledMail {
+  const split = splitOf(mail);
   return {
-    html: mail.html.replace(PLACEHOLDER, (_, key: string) => escapeHtml(values[key] ?? '')),
-    text: mail.text.replace(PLACEHOLDER, (_, key: string) => values[key] ?? ''),
+    html: join(split.htmlParts, split.htmlKeys, (key) => escapeHtml(values[key] ?? '')),
+    text: join(split.textParts, split.textKeys, (key) => values[key] ?? ''),
   };
 }
 
@@ -94,7 +206,10 @@ export function neutralisePlaceholders(value: unknown): unknown {
   return value;
 }
 
+const HTML_SPECIAL = /[&<>"']/;
+
 export function escapeHtml(value: string): string {
+  if (!HTML_SPECIAL.test(value)) return value;
   return value.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import '../http/openapi.ts';
+import { digestSettingInputs, digestSettingsOutput } from '../digests/digest-settings.schemas.ts';
 
 // Names go into mail headers, so control characters never get in.
 const headerSafeText = (max: number) =>
@@ -36,6 +37,7 @@ export const createNewsletterSchema = z
     fromEmail: newsletterFields.fromEmail.optional(),
     replyTo: newsletterFields.replyTo.optional(),
     locale: newsletterFields.locale.optional(),
+    ...digestSettingInputs,
   })
   .strict()
   .openapi('NewNewsletter');
@@ -49,6 +51,7 @@ export const updateNewsletterSchema = z
     replyTo: newsletterFields.replyTo.optional(),
     locale: newsletterFields.locale.optional(),
     status: z.enum(['active', 'archived']).optional(),
+    ...digestSettingInputs,
   })
   .strict()
   .openapi('NewsletterUpdate');
@@ -64,6 +67,7 @@ export const newsletterSchema = z
     locale: z.string(),
     status: z.enum(['active', 'archived']),
     subscribers: z.object({ pending: z.number(), confirmed: z.number(), unsubscribed: z.number() }),
+    ...digestSettingsOutput,
     createdAt: z.string(),
     updatedAt: z.string(),
   })

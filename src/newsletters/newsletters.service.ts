@@ -1,11 +1,16 @@
 import addressparser from 'nodemailer/lib/addressparser';
 import type { Db, NewsletterRow } from '../db/database.ts';
 import { isUniqueViolation } from '../db/constraint.ts';
+import {
+  digestSettingsOf,
+  digestSettingsRow,
+  type DigestSettings,
+} from '../digests/digest-settings.ts';
 import { DomainError } from '../errors.ts';
 import * as repository from './newsletters.repository.ts';
 import type { CreateNewsletterInput, UpdateNewsletterInput } from './newsletters.schemas.ts';
 
-export interface Newsletter {
+export interface Newsletter extends DigestSettings {
   id: number;
   slug: string;
   name: string;
@@ -45,6 +50,7 @@ export async function createNewsletter(
       from_email: input.fromEmail ?? defaultSender.address,
       reply_to: input.replyTo ?? null,
       locale: input.locale ?? 'en',
+      ...digestSettingsRow(input),
     });
     return toNewsletter(row, { pending: 0, confirmed: 0, unsubscribed: 0 });
   } catch (error) {
@@ -91,6 +97,7 @@ export async function updateNewsletter(
     reply_to: input.replyTo,
     locale: input.locale,
     status: input.status,
+    ...digestSettingsRow(input),
   });
   if (!row) throw newsletterNotFound(slug);
   return getNewsletter(db, row.slug);
@@ -112,6 +119,7 @@ function toNewsletter(row: NewsletterRow, subscribers: repository.SubscriberCoun
     locale: row.locale,
     status: row.status,
     subscribers,
+    ...digestSettingsOf(row),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
