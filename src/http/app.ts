@@ -4,7 +4,11 @@ import helmet from 'helmet';
 import { sql } from 'kysely';
 import { pinoHttp } from 'pino-http';
 import { Histogram } from 'prom-client';
+import { articlesRouter } from '../articles/articles.routes.ts';
+import { digestsRouter } from '../digests/digests.routes.ts';
 import { newslettersRouter } from '../newsletters/newsletters.routes.ts';
+import { readerPagesRouter } from '../pages/reader-pages.routes.ts';
+import { readersRouter, subscribeRouter } from '../subscriptions/subscriptions.routes.ts';
 import type { AppDeps } from './deps.ts';
 import { errorHandler, notFound, unsupportedMediaType } from './errors.ts';
 import { openApiDocument } from './openapi.ts';
@@ -78,9 +82,15 @@ export function createApp(deps: AppDeps): Express {
     res.json(openApiDocument());
   });
 
+  app.use(subscribeRouter(deps));
+  app.use(readerPagesRouter(deps));
+
   const api = express.Router();
   api.use(jsonOnly, express.json({ limit: config.bodyLimit, strict: true }));
   api.use(newslettersRouter(deps));
+  api.use(articlesRouter(deps));
+  api.use(digestsRouter(deps));
+  api.use(readersRouter(deps));
   app.use('/api/v1', api);
 
   app.use(notFound);
