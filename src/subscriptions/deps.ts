@@ -1,0 +1,23 @@
+import { MailTemplates } from '../digests/mail-templates.ts';
+import type { AppDeps } from '../http/deps.ts';
+import { parseSender } from '../newsletters/newsletters.service.ts';
+import { ReaderMail } from './reader-mail.ts';
+import type { SubscriptionDeps } from './subscriptions.service.ts';
+
+const made = new WeakMap<AppDeps, SubscriptionDeps>();
+
+/** One set of subscription parts per app, so the API and the pages share compiled mail. */
+export function subscriptionDepsOf(deps: AppDeps): SubscriptionDeps {
+  let subscriptionDeps = made.get(deps);
+  if (!subscriptionDeps) {
+    const masthead = parseSender(deps.config.mailFrom).name;
+    subscriptionDeps = {
+      db: deps.db,
+      config: deps.config,
+      logger: deps.logger,
+      mail: new ReaderMail(new MailTemplates(), masthead, deps.config.confirmLinkDays),
+    };
+    made.set(deps, subscriptionDeps);
+  }
+  return subscriptionDeps;
+}

@@ -1,0 +1,571 @@
+import { resolve4, resolve6, resolveMx } from 'node:dns/promises';
+import type { Kysely } from 'kysely';
+import type { Config } from '../config.ts';
+import type { Database, Db, NewsletterRow, SubscriptionStatus } from '../db/database.ts';
+import { enqueueMail } from '../delivery/outbox.repository.ts';
+import { personalise } from '../digests/mail-templates.ts';
+import { DomainError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import * as newsletterRepository from '../newsletters/newsletters.repository.ts';
+import { newsletterNotFound } from '../newsletters/newsletters.service.ts';
+import { isDisposableDomain } from './disposable-domains.ts';
+import { InvalidEmailError, parseEmailAddress, suggestFor } from './email-address.ts';
+import { checkLinkToken, confirmLink, readerLinks } from './links.ts';
+import type { ReaderMail } from './reader-mail.ts';
+import * as repository from './subscriptions.repository.ts';
+import type { TokenPurpose } from './tokens.ts';
+
+export interface SubscriptionDeps {
+  db: Kysely<Database>;
+  config: Config;
+  logger: Logger;
+  mail: ReaderMail;
+}
+
+/** Who made a change, as the consent record keeps it. */
+export interface Requester {
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export interface SubscribeRequest {
+  email: string;
+  newsletters: string[];
+  source?: string;
+  /** The hidden form field only robots fill in. */
+  honeypot?: string;
+}
+
+const HOUR = 3600;
+const DAY = 24 * HOUR;
+
+/**
+ * Asks for a subscription. The outcome is the same whatever the address's history (new, pending,
+ * confirmed, unsubscribed, suppressed), so the answer never tells who is on a list.
+ * Returns only what depends on the typed address itself: a likely typo.
+ */
+export async function subscribe(
+  deps: SubscriptionDeps,
+  request: SubscribeRequest,
+  requester: Requester,
+): Promise<{ suggestion?: string }> {
+  const { db, config } = deps;
+  if (request.honeypot) return {};
+  if (request.newsletters.length === 0) {
+    throw new DomainError('invalid', 'no_newsletter', 'please choose at least one newsletter');
+  }
+  const address = parseEmailAddress(request.email, { smtpUtf8: config.smtpUtf8 });
+  const suggestion = suggestFor(address.normalized);
+  const newsletters = await findRequestedNewsletters(db, request.newsletters);
+  await checkDomain(config, address.domain);
+
+  const limits = await repository.hitRateLimits(db, [
+    ...(requester.ip ? [{ key: `subscribe-ip:${requester.ip}`, windowSeconds: HOUR }] : []),
+    { key: `subscribe-address:${address.normalized}`, windowSeconds: HOUR },
+  ]);
+  if ((limits.get(`subscribe-ip:${requester.ip}`) ?? 0) > config.subscribeLimitPerIp) {
+    throw rateLimited('too many subscriptions from your network; please try again in an hour');
+  }
+  if (
+    (limits.get(`subscribe-address:${address.normalized}`) ?? 0) > config.subscribeLimitPerAddress
+  ) {
+    throw rateLimited('too many attempts for this address; please try again in an hour');
+  }
+  // Expired counters are cleared now and then by whichever instance happens to be asked.
+  if (Math.random() < 0.01) await repository.pruneRateLimits(db);
+
+  const source = request.source ?? null;
+  await db.transaction().execute(async (trx) => {
+    if (await repository.isSuppressed(trx, address.normalized)) return;
+    const subscriber = await repository.upsertSubscriber(trx, {
+      email: address.address,
+      normalized: address.normalized,
+    });
+    if (subscriber.status === 'blocklisted') return;
+    const states = await repository.requestSubscriptions(
+      trx,
+      subscriber.id,
+      newsletters.map((newsletter) => newsletter.id),
+      source,
+    );
+    const pendingIds = new Set(
+      states.filter((state) => state.status === 'pending').map((state) => state.newsletter_id),
+    );
+    const pending = newsletters.filter((newsletter) => pendingIds.has(newsletter.id));
+    if (pending.length === 0) return;
+    await repository.appendConsentEvents(
+      trx,
+      pending.map((newsletter) => ({
+        subscriberId: subscriber.id,
+        newsletterId: newsletter.id,
+        action: 'requested' as const,
+        ip: requester.ip,
+        userAgent: requester.userAgent,
+        source,
+        consentTextVersion: config.consentTextVersion,
+      })),
+    );
+    await queueConfirmation(trx, deps, subscriber, pending);
+  });
+  return suggestion ? { suggestion } : {};
+}
+
+async function queueConfirmation(
+  trx: Db,
+  deps: SubscriptionDeps,
+  subscriber: repository.SubscriberRow,
+  newsletters: NewsletterRow[],
+): Promise<void> {
+  const { config, logger } = deps;
+  const capKey = `confirmation-mail:${subscriber.id}`;
+  const sentToday = await repository.hitRateLimits(trx, [{ key: capKey, windowSeconds: DAY }]);
+  if ((sentToday.get(capKey) ?? 0) > config.confirmationMailsPerDay) {
+    logger.info(
+      { subscriberId: subscriber.id },
+      'daily cap of confirmation mails reached; none sent',
+    );
+    return;
+  }
+  const confirmUrl = confirmLink(config, {
+    subscriberId: subscriber.id,
+    newsletterIds: newsletters.map((newsletter) => newsletter.id),
+    expiresAt: new Date(Date.now() + config.confirmLinkDays * DAY * 1000),
+  });
+  const mail = personalise(await deps.mail.confirmation(newsletters), { confirm_url: confirmUrl });
+  const names = newsletters.map((newsletter) => newsletter.name);
+  await enqueueMail(trx, {
+    kind: 'confirmation',
+    subscriberId: subscriber.id,
+    to: subscriber.email,
+    from: config.mailFrom,
+    subject:
+      names.length === 1
+        ? `Please confirm your subscription to ${names[0]}`
+        : `Please confirm your subscription to ${names.length} newsletters`,
+    html: mail.html,
+    text: mail.text,
+    headers: { 'Auto-Submitted': 'auto-generated' },
+  });
+  if (!config.smtpUrl) {
+    logger.info({ subscriberId: subscriber.id, confirmUrl }, 'confirmation link (no SMTP_URL set)');
+  }
+}
+
+async function findRequestedNewsletters(db: Db, slugs: string[]): Promise<NewsletterRow[]> {
+  const wanted = [...new Set(slugs)];
+  const rows = await newsletterRepository.findNewslettersBySlugs(db, wanted);
+  const active = new Map(
+    rows.filter((row) => row.status === 'active').map((row) => [row.slug, row]),
+  );
+  const unknown = wanted.filter((slug) => !active.has(slug));
+  if (unknown.length > 0) {
+    throw new DomainError(
+      'invalid',
+      'unknown_newsletter',
+      `there is no newsletter to subscribe to called ${unknown.map((slug) => `"${slug}"`).join(', ')}`,
+      { newsletters: unknown },
+    );
+  }
+  return wanted.map((slug) => active.get(slug)!);
+}
+
+// Optional checks: a domain that cannot receive mail, or a throwaway inbox service.
+async function checkDomain(config: Config, domain: string): Promise<void> {
+  if (config.refuseDisposableEmail && isDisposableDomain(domain)) {
+    throw new InvalidEmailError(
+      'disposable_email',
+      'please use a permanent address: this domain hands out throwaway inboxes',
+    );
+  }
+  if (!config.checkEmailDomain) return;
+  const lookups = [resolveMx(domain), resolve4(domain), resolve6(domain)].map((lookup) =>
+    lookup.then(
+      (records) => records.length > 0,
+      (error: NodeJS.ErrnoException) =>
+        ['ENOTFOUND', 'ENODATA'].includes(error.code ?? '') ? false : true,
+    ),
+  );
+  const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 3000).unref());
+  const receives = await Promise.race([
+    Promise.all(lookups).then((found) => found.some(Boolean)),
+    timeout,
+  ]);
+  if (!receives) {
+    throw new InvalidEmailError(
+      'unknown_domain',
+      `please check the address: the domain ${domain} does not receive email`,
+    );
+  }
+}
+
+function rateLimited(message: string): DomainError {
+  return new DomainError('rate_limited', 'rate_limited', message);
+}
+
+export function invalidLink(): DomainError {
+  return new DomainError(
+    'invalid',
+    'invalid_link',
+    'this link is not valid: it may have been cut short or changed. Please copy the whole link from the email',
+  );
+}
+
+interface LinkHolder {
+  subscriber: repository.SubscriberRow;
+  newsletterIds: number[];
+}
+
+async function holderOf(
+  deps: SubscriptionDeps,
+  token: string,
+  purpose: TokenPurpose,
+): Promise<LinkHolder & { expired: boolean }> {
+  const check = checkLinkToken(deps.config, token, purpose);
+  if (check.status === 'invalid') throw invalidLink();
+  const subscriber = await repository.findSubscriberById(deps.db, check.claims.subscriberId);
+  if (!subscriber) throw invalidLink();
+  return {
+    subscriber,
+    newsletterIds: check.claims.newsletterIds,
+    expired: check.status === 'expired',
+  };
+}
+
+export interface ReaderNewsletter {
+  id: number;
+  slug: string;
+  name: string;
+  description: string;
+  /** Archived newsletters can be left but not joined. */
+  active: boolean;
+  status: SubscriptionStatus | 'none';
+}
+
+async function readerNewsletters(
+  db: Db,
+  subscriberId: number,
+  only?: number[],
+): Promise<ReaderNewsletter[]> {
+  const [rows, states] = await Promise.all([
+    newsletterRepository.listNewsletters(db, {}),
+    repository.subscriptionStates(db, subscriberId),
+  ]);
+  return rows
+    .filter((row) => (only ? only.includes(row.id) : row.status === 'active' || states.has(row.id)))
+    .map((row) => ({
+      id: row.id,
+      slug: row.slug,
+      name: row.name,
+      description: row.description,
+      active: row.status === 'active',
+      status: states.get(row.id) ?? 'none',
+    }));
+}
+
+export interface ConfirmLinkState {
+  state: 'ready' | 'confirmed' | 'already_confirmed' | 'nothing_to_confirm' | 'expired';
+  newsletters: ReaderNewsletter[];
+}
+
+/** What the confirmation page shows before the button is pressed; changes nothing. */
+export async function inspectConfirmLink(
+  deps: SubscriptionDeps,
+  token: string,
+): Promise<ConfirmLinkState> {
+  const holder = await holderOf(deps, token, 'confirm');
+  const newsletters = await readerNewsletters(deps.db, holder.subscriber.id, holder.newsletterIds);
+  return { state: confirmState(holder, newsletters), newsletters };
+}
+
+function confirmState(holder: { expired: boolean }, newsletters: ReaderNewsletter[]) {
+  if (newsletters.some((newsletter) => newsletter.status === 'pending')) {
+    return holder.expired ? 'expired' : 'ready';
+  }
+  if (newsletters.some((newsletter) => newsletter.status === 'confirmed'))
+    return 'already_confirmed';
+  return 'nothing_to_confirm';
+}
+
+/** The button on the confirmation page: confirms every pending newsletter of the link. */
+export async function confirm(
+  deps: SubscriptionDeps,
+  token: string,
+  requester: Requester,
+): Promise<ConfirmLinkState> {
+  const { db, config } = deps;
+  const holder = await holderOf(deps, token, 'confirm');
+  if (holder.expired || holder.subscriber.status === 'blocklisted')
+    return inspectConfirmLink(deps, token);
+  const newsletters = await readerNewsletters(db, holder.subscriber.id, holder.newsletterIds);
+  const confirmable = newsletters.filter((newsletter) => newsletter.status === 'pending');
+  if (confirmable.length === 0) return { state: confirmState(holder, newsletters), newsletters };
+
+  const welcome = config.welcomeMail
+    ? await Promise.all(
+        (
+          await newsletterRepository.findNewslettersBySlugs(
+            db,
+            confirmable.map((n) => n.slug),
+          )
+        ).map(async (row) => ({ row, compiled: await deps.mail.welcome(row) })),
+      )
+    : [];
+  await db.transaction().execute(async (trx) => {
+    if (await repository.isSuppressed(trx, holder.subscriber.email_normalized)) return;
+    const confirmed = await repository.confirmPending(
+      trx,
+      holder.subscriber.id,
+      confirmable.map((newsletter) => newsletter.id),
+    );
+    await repository.appendConsentEvents(
+      trx,
+      confirmed.map((newsletterId) => ({
+        subscriberId: holder.subscriber.id,
+        newsletterId,
+        action: 'confirmed' as const,
+        ip: requester.ip,
+        userAgent: requester.userAgent,
+        source: 'confirmation link',
+        consentTextVersion: config.consentTextVersion,
+      })),
+    );
+    for (const { row, compiled } of welcome.filter(({ row }) => confirmed.includes(row.id))) {
+      const links = readerLinks(config, {
+        subscriberId: holder.subscriber.id,
+        newsletterId: row.id,
+      });
+      const mail = personalise(compiled, {
+        unsubscribe_url: links.unsubscribeUrl,
+        preferences_url: links.preferencesUrl,
+      });
+      await enqueueMail(trx, {
+        kind: 'welcome',
+        subscriberId: holder.subscriber.id,
+        to: holder.subscriber.email,
+        from: formatSender(row.from_name, row.from_email),
+        subject: `Welcome to ${row.name}`,
+        html: mail.html,
+        text: mail.text,
+        headers: {
+          'List-Unsubscribe': `<${links.unsubscribeUrl}>`,
+          'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+          ...(row.reply_to ? { 'Reply-To': row.reply_to } : {}),
+        },
+      });
+    }
+  });
+  const after = await readerNewsletters(db, holder.subscriber.id, holder.newsletterIds);
+  return { state: 'confirmed', newsletters: after };
+}
+
+/** An expired confirmation link offers a fresh one; the daily cap still applies. */
+export async function resendConfirmation(deps: SubscriptionDeps, token: string): Promise<void> {
+  const holder = await holderOf(deps, token, 'confirm');
+  const limits = await repository.hitRateLimits(deps.db, [
+    { key: `subscribe-address:${holder.subscriber.email_normalized}`, windowSeconds: HOUR },
+  ]);
+  const hits = limits.get(`subscribe-address:${holder.subscriber.email_normalized}`) ?? 0;
+  if (hits > deps.config.subscribeLimitPerAddress) {
+    throw rateLimited('too many attempts for this address; please try again in an hour');
+  }
+  const newsletters = await readerNewsletters(deps.db, holder.subscriber.id, holder.newsletterIds);
+  const pendingSlugs = newsletters.filter((n) => n.status === 'pending').map((n) => n.slug);
+  if (pendingSlugs.length === 0 || holder.subscriber.status === 'blocklisted') return;
+  const rows = await newsletterRepository.findNewslettersBySlugs(deps.db, pendingSlugs);
+  await deps.db.transaction().execute(async (trx) => {
+    if (await repository.isSuppressed(trx, holder.subscriber.email_normalized)) return;
+    await queueConfirmation(
+      trx,
+      deps,
+      holder.subscriber,
+      rows.filter((row) => row.status === 'active'),
+    );
+  });
+}
+
+/** The reader and newsletter of a valid unsubscribe link, to link on to preferences. */
+export function claimsOfUnsubscribeLink(
+  deps: SubscriptionDeps,
+  token: string,
+): { subscriberId: number; newsletterId: number } | undefined {
+  const check = checkLinkToken(deps.config, token, 'unsubscribe');
+  if (check.status !== 'valid') return undefined;
+  return { subscriberId: check.claims.subscriberId, newsletterId: check.claims.newsletterIds[0]! };
+}
+
+/** What the unsubscribe page shows; changes nothing. */
+export async function inspectUnsubscribeLink(
+  deps: SubscriptionDeps,
+  token: string,
+): Promise<{ newsletters: ReaderNewsletter[]; others: ReaderNewsletter[] }> {
+  const holder = await holderOf(deps, token, 'unsubscribe');
+  const all = await readerNewsletters(deps.db, holder.subscriber.id);
+  return {
+    newsletters: all.filter((newsletter) => holder.newsletterIds.includes(newsletter.id)),
+    others: all.filter(
+      (newsletter) =>
+        !holder.newsletterIds.includes(newsletter.id) &&
+        (newsletter.status === 'confirmed' || newsletter.status === 'pending'),
+    ),
+  };
+}
+
+/**
+ * Unsubscribes the link's newsletter, or every newsletter. Idempotent: a repeat changes nothing
+ * and records nothing. Takes effect for every send that has not yet mailed this reader.
+ */
+export async function unsubscribe(
+  deps: SubscriptionDeps,
+  token: string,
+  scope: 'newsletter' | 'all',
+  requester: Requester & { source: string },
+): Promise<{ newsletters: ReaderNewsletter[] }> {
+  const { db, config } = deps;
+  const holder = await holderOf(deps, token, 'unsubscribe');
+  await db.transaction().execute(async (trx) => {
+    const changed = await repository.unsubscribe(
+      trx,
+      holder.subscriber.id,
+      scope === 'all' ? 'all' : holder.newsletterIds,
+    );
+    await repository.appendConsentEvents(
+      trx,
+      changed.map((newsletterId) => ({
+        subscriberId: holder.subscriber.id,
+        newsletterId,
+        action: 'unsubscribed' as const,
+        ip: requester.ip,
+        userAgent: requester.userAgent,
+        source: requester.source,
+        consentTextVersion: config.consentTextVersion,
+      })),
+    );
+  });
+  const all = await readerNewsletters(db, holder.subscriber.id);
+  return {
+    newsletters:
+      scope === 'all'
+        ? all.filter((n) => n.status === 'unsubscribed')
+        : all.filter((n) => holder.newsletterIds.includes(n.id)),
+  };
+}
+
+/** Every active newsletter with the reader's state in it; changes nothing. */
+export async function preferences(
+  deps: SubscriptionDeps,
+  token: string,
+): Promise<{ newsletters: ReaderNewsletter[] }> {
+  const holder = await holderOf(deps, token, 'preferences');
+  const all = await readerNewsletters(deps.db, holder.subscriber.id);
+  return { newsletters: all };
+}
+
+/**
+ * Saves the ticked newsletters: joins the ticked ones at once (the link proves the mailbox) and
+ * leaves the unticked ones. Slugs of archived or unknown newsletters are refused.
+ */
+export async function savePreferences(
+  deps: SubscriptionDeps,
+  token: string,
+  slugs: string[],
+  requester: Requester,
+): Promise<{ newsletters: ReaderNewsletter[] }> {
+  const { db, config } = deps;
+  const holder = await holderOf(deps, token, 'preferences');
+  const all = await readerNewsletters(db, holder.subscriber.id);
+  const wanted = new Set(slugs);
+  const unknown = [...wanted].filter(
+    (slug) =>
+      !all.some(
+        (newsletter) =>
+          newsletter.slug === slug && (newsletter.active || newsletter.status === 'confirmed'),
+      ),
+  );
+  if (unknown.length > 0) {
+    throw new DomainError(
+      'invalid',
+      'unknown_newsletter',
+      `there is no newsletter to subscribe to called ${unknown.map((slug) => `"${slug}"`).join(', ')}`,
+      { newsletters: unknown },
+    );
+  }
+  const join = all.filter((n) => wanted.has(n.slug) && n.status !== 'confirmed').map((n) => n.id);
+  const leave = all.filter((n) => !wanted.has(n.slug) && n.status === 'confirmed').map((n) => n.id);
+  if (holder.subscriber.status !== 'blocklisted') {
+    await db.transaction().execute(async (trx) => {
+      const suppressed = await repository.isSuppressed(trx, holder.subscriber.email_normalized);
+      const joined = suppressed
+        ? []
+        : await repository.confirmDirectly(trx, holder.subscriber.id, join, 'preferences');
+      const left = await repository.unsubscribe(trx, holder.subscriber.id, leave);
+      const event = (newsletterId: number, action: 'requested' | 'confirmed' | 'unsubscribed') => ({
+        subscriberId: holder.subscriber.id,
+        newsletterId,
+        action,
+        ip: requester.ip,
+        userAgent: requester.userAgent,
+        source: 'preferences',
+        consentTextVersion: config.consentTextVersion,
+      });
+      await repository.appendConsentEvents(trx, [
+        ...joined.flatMap((id) => [event(id, 'requested'), event(id, 'confirmed')]),
+        ...left.map((id) => event(id, 'unsubscribed')),
+      ]);
+    });
+  }
+  return preferences(deps, token);
+}
+
+function formatSender(name: string, address: string): string {
+  return `"${name.replace(/["\\]/g, '\\$&')}" <${address}>`;
+}
+
+export interface Reader {
+  email: string;
+  status: SubscriptionStatus;
+  requestedAt: Date;
+  confirmedAt: Date | null;
+  unsubscribedAt: Date | null;
+  source: string | null;
+}
+
+/** One page of a newsletter's readers for editors; the cursor is opaque to them. */
+export async function listReaders(
+  db: Db,
+  slug: string,
+  query: { status?: SubscriptionStatus; cursor?: string; limit: number },
+): Promise<{ readers: Reader[]; nextCursor: string | null }> {
+  const newsletter = await newsletterRepository.findNewsletterBySlug(db, slug);
+  if (!newsletter) throw newsletterNotFound(slug);
+  const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+  const rows = await repository.listReaders(db, newsletter.id, {
+    status: query.status,
+    afterSubscriberId: after,
+    limit: query.limit + 1,
+  });
+  const page = rows.slice(0, query.limit);
+  const last = page.at(-1);
+  return {
+    readers: page.map((row) => ({
+      email: row.email,
+      status: row.status,
+      requestedAt: row.requested_at,
+      confirmedAt: row.confirmed_at,
+      unsubscribedAt: row.unsubscribed_at,
+      source: row.source,
+    })),
+    nextCursor: rows.length > query.limit && last ? encodeCursor(last.subscriber_id) : null,
+  };
+}
+
+function encodeCursor(subscriberId: number): string {
+  return Buffer.from(`s${subscriberId}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): number {
+  const match = /^s(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!match) {
+    throw new DomainError('invalid', 'invalid_cursor', 'the cursor is not one this API handed out');
+  }
+  return Number(match[1]);
+}
