@@ -6,6 +6,8 @@ import { pinoHttp } from 'pino-http';
 import { Histogram } from 'prom-client';
 import { articlesRouter } from '../articles/articles.routes.ts';
 import { digestsRouter } from '../digests/digests.routes.ts';
+import { articlesRouter } from '../articles/articles.routes.ts';
+import { digestsRouter } from '../digests/digests.routes.ts';
 import { newslettersRouter } from '../newsletters/newsletters.routes.ts';
 import { readerPagesRouter } from '../pages/reader-pages.routes.ts';
 import { readersRouter, subscribeRouter } from '../subscriptions/subscriptions.routes.ts';
@@ -88,6 +90,8 @@ export function createApp(deps: AppDeps): Express {
   const api = express.Router();
   api.use(jsonOnly, express.json({ limit: config.bodyLimit, strict: true }));
   api.use(newslettersRouter(deps));
+  api.use(articlesRouter(deps));
+  api.use(digestsRouter(deps));
   api.use(articlesRouter(deps));
   api.use(digestsRouter(deps));
   api.use(readersRouter(deps));
