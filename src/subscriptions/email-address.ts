@@ -66,7 +66,7 @@ export function parseEmailAddress(input: string, rules: AddressRules): EmailAddr
 
   const asciiLocal = ASCII_DOT_ATOM.test(local);
   if (!asciiLocal) {
-    if (!/[^\x00-\x7F]/.test(local) || !UTF8_DOT_ATOM.test(local)) {
+    if (!/[^\p{ASCII}]/u.test(local) || !UTF8_DOT_ATOM.test(local)) {
       refuse('the part before the @ has characters or dots in places that are not allowed');
     }
     if (!rules.smtpUtf8) {
