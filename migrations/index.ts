@@ -2,10 +2,12 @@ import type { Migration } from 'kysely';
 import * as foundation from './001_foundation.ts';
 import * as subscriptions from './002_subscriptions.ts';
 import * as articles from './003_articles.ts';
+import * as sends from './004_sends.ts';
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
   '001_foundation': foundation,
   '002_subscriptions': subscriptions,
   '003_articles': articles,
+  '004_sends': sends,
 };

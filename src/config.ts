@@ -62,6 +62,23 @@ const environmentSchema = z
       .default('UTC')
       .refine(isTimeZone, 'must be an IANA time zone such as Europe/London'),
     FEED_POLLING: flag(true),
+    WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(50),
+    WORKER_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(60),
+    WORKER_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(500),
+    DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+    DELIVERY_RETRY_SECONDS: z.coerce.number().min(0).max(3600).default(30),
+    SEND_RATE_PER_SECOND: z.coerce.number().min(0).default(0),
+    SMTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(500).default(5),
+    SEND_PAUSE_FAILURE_RATE: z.coerce.number().gt(0).max(1).default(0.2),
+    SEND_PAUSE_MIN_OUTCOMES: z.coerce.number().int().min(1).default(100),
+    FEEDBACK_ID: z
+      .string()
+      .regex(/^[\w.-]{1,60}$/, 'must be letters, digits, dots or dashes')
+      .optional(),
+    UNSUBSCRIBE_MAILTO: z.email().optional(),
+    DKIM_DOMAIN: z.string().min(1).optional(),
+    DKIM_SELECTOR: z.string().min(1).optional(),
+    DKIM_PRIVATE_KEY: z.string().min(1).optional(),
     CONFIRM_LINK_DAYS: z.coerce.number().positive().max(90).default(7),
     CONFIRMATION_MAILS_PER_DAY: z.coerce.number().int().min(1).max(100).default(3),
     SUBSCRIBE_LIMIT_PER_IP: z.coerce.number().int().min(1).default(30),
@@ -73,6 +90,14 @@ const environmentSchema = z
     CONSENT_TEXT_VERSION: z.string().trim().min(1).max(100).default('1'),
   })
   .superRefine((env, ctx) => {
+    const dkim = [env.DKIM_DOMAIN, env.DKIM_SELECTOR, env.DKIM_PRIVATE_KEY];
+    if (dkim.some(Boolean) && !dkim.every(Boolean)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DKIM_PRIVATE_KEY'],
+        message: 'DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY go together',
+      });
+    }
     if (env.DATABASE_URL && !env.SECRET) {
       ctx.addIssue({
         code: 'custom',
@@ -111,6 +136,28 @@ function toConfig(env: z.infer<typeof environmentSchema>) {
     archiveUrl: env.ARCHIVE_URL,
     digestTimeZone: env.DIGEST_TIME_ZONE,
     feedPolling: env.FEED_POLLING,
+    delivery: {
+      batchSize: env.WORKER_BATCH_SIZE,
+      leaseSeconds: env.WORKER_LEASE_SECONDS,
+      pollIntervalMs: env.WORKER_POLL_MS,
+      maxAttempts: env.DELIVERY_MAX_ATTEMPTS,
+      retrySeconds: env.DELIVERY_RETRY_SECONDS,
+      messagesPerSecond: env.SEND_RATE_PER_SECOND,
+      maxConnections: env.SMTP_MAX_CONNECTIONS,
+      pauseFailureRate: env.SEND_PAUSE_FAILURE_RATE,
+      pauseMinOutcomes: env.SEND_PAUSE_MIN_OUTCOMES,
+      feedbackId: env.FEEDBACK_ID,
+      unsubscribeMailto: env.UNSUBSCRIBE_MAILTO,
+      dkim:
+        env.DKIM_DOMAIN && env.DKIM_SELECTOR && env.DKIM_PRIVATE_KEY
+          ? {
+              domainName: env.DKIM_DOMAIN,
+              keySelector: env.DKIM_SELECTOR,
+              // A PEM key in one environment line carries its line breaks as "\n".
+              privateKey: env.DKIM_PRIVATE_KEY.replaceAll('\\n', '\n'),
+            }
+          : undefined,
+    },
     confirmLinkDays: env.CONFIRM_LINK_DAYS,
     confirmationMailsPerDay: env.CONFIRMATION_MAILS_PER_DAY,
     subscribeLimitPerIp: env.SUBSCRIBE_LIMIT_PER_IP,

@@ -142,6 +142,64 @@ export interface RateLimitCountersTable {
   expires_at: Date;
 }
 
+export type SendStatus = 'draft' | 'scheduled' | 'sending' | 'paused' | 'sent' | 'cancelled';
+export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'failed' | 'skipped';
+
+export interface SendsTable {
+  id: Generated<number>;
+  newsletter_id: number;
+  status: ColumnType<SendStatus, SendStatus | undefined, SendStatus>;
+  status_reason: string | null;
+  subject: string;
+  preheader: ColumnType<string, string | undefined, string>;
+  html: string;
+  text: string;
+  article_ids: ColumnType<number[], number[] | undefined, number[]>;
+  created_by: string | null;
+  idempotency_key: string | null;
+  request_fingerprint: string | null;
+  scheduled_at: NullableTimestamp;
+  started_at: NullableTimestamp;
+  started_by: string | null;
+  finished_at: NullableTimestamp;
+  recipients: ColumnType<number, number | undefined, number>;
+  window_sent: ColumnType<number, number | undefined, number>;
+  window_failed: ColumnType<number, number | undefined, number>;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+export interface DeliveriesTable {
+  send_id: number;
+  subscriber_id: number;
+  status: ColumnType<DeliveryStatus, DeliveryStatus | undefined, DeliveryStatus>;
+  attempts: ColumnType<number, number | undefined, number>;
+  reclaims: ColumnType<number, number | undefined, number>;
+  next_attempt_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  lease_until: NullableTimestamp;
+  last_error: string | null;
+  message_id: string | null;
+  sent_at: NullableTimestamp;
+}
+
+export interface DeliveryRateBucketsTable {
+  transport: string;
+  tokens: number;
+  refreshed_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+export interface DeliveryConnectionSlotsTable {
+  transport: string;
+  slot: number;
+  holder: string | null;
+  lease_until: NullableTimestamp;
+}
+
+export interface DeliveryWorkersTable {
+  id: string;
+  seen_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
 /** Every table of Broadsheet; features add theirs here beside their migration. */
 export interface Database {
   api_tokens: ApiTokensTable;
@@ -152,6 +210,11 @@ export interface Database {
   suppressions: SuppressionsTable;
   outbox: OutboxTable;
   articles: ArticlesTable;
+  sends: SendsTable;
+  deliveries: DeliveriesTable;
+  delivery_rate_buckets: DeliveryRateBucketsTable;
+  delivery_connection_slots: DeliveryConnectionSlotsTable;
+  delivery_workers: DeliveryWorkersTable;
   rate_limit_counters: RateLimitCountersTable;
 }
 
@@ -160,4 +223,6 @@ export type NewsletterRow = Selectable<NewslettersTable>;
 export type NewNewsletterRow = Insertable<NewslettersTable>;
 export type ApiTokenRow = Selectable<ApiTokensTable>;
 export type OutboxRow = Selectable<OutboxTable>;
+export type SendRow = Selectable<SendsTable>;
+export type DeliveryRow = Selectable<DeliveriesTable>;
 export type ArticleRow = Selectable<ArticlesTable>;

@@ -8,6 +8,7 @@ import nodemailer, {
 import type MailMessage from 'nodemailer/lib/mailer/mail-message';
 
 import type { Logger } from '../log.ts';
+import type { MailLane } from './mail-lane.ts';
 
 interface FileSentInfo {
   envelope: ReturnType<MailMessage['message']['getEnvelope']>;
@@ -20,6 +21,8 @@ export interface TransportOptions {
   dataDir: string;
   logger: Logger;
   maxConnections?: number;
+  /** Messages the pool may resend by itself when a connection drops; the ledger retries instead. */
+  maxRequeues?: number;
 }
 
 /**
@@ -33,6 +36,7 @@ export function createMailTransport(options: TransportOptions): Transporter {
       pool: true,
       maxConnections: options.maxConnections ?? 5,
       maxMessages: Infinity,
+      maxRequeues: options.maxRequeues ?? 5,
       connectionTimeout: 10_000,
       greetingTimeout: 10_000,
       socketTimeout: 30_000,
@@ -62,4 +66,32 @@ export function createMailTransport(options: TransportOptions): Transporter {
       );
     },
   } as Transport<FileSentInfo>);
+}
+
+/**
+ * The way out for newsletter mail: a pool sized to the connection slots this worker holds. A
+ * dropped connection is reported, not resent by the pool, so the ledger decides about retries.
+ */
+export function createMailLane(options: {
+  name?: string;
+  smtpUrl?: string;
+  dataDir: string;
+  logger: Logger;
+  messagesPerSecond: number;
+  maxConnections: number;
+}): MailLane {
+  return {
+    name: options.name ?? 'default',
+    messagesPerSecond: options.messagesPerSecond,
+    maxConnections: options.maxConnections,
+    owned: true,
+    open: (connections) =>
+      createMailTransport({
+        smtpUrl: options.smtpUrl,
+        dataDir: options.dataDir,
+        logger: options.logger,
+        maxConnections: connections,
+        maxRequeues: 0,
+      }),
+  };
 }

@@ -1,13 +1,32 @@
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Kysely } from 'kysely';
 import type { Transporter } from 'nodemailer';
+import type { Config } from '../config.ts';
 import type { Database, OutboxRow } from '../db/database.ts';
 import type { Logger } from '../log.ts';
+import { readerLinks } from '../subscriptions/links.ts';
+import { LedgerRecorder } from './ledger-recorder.ts';
+import {
+  claimDeliveries,
+  finishSendIfDone,
+  reclaimExpiredLeases,
+  releaseDeliveries,
+  type ClaimedDelivery,
+  type Outcome,
+} from './ledger.repository.ts';
+import { LaneShare, type MailLane } from './mail-lane.ts';
+import { newsletterMailCommon, newsletterMessageId } from './newsletter-mail.ts';
 import { claimDueMail, markMailFailed, markMailSent } from './outbox.repository.ts';
-import { describeFailure, isPermanentFailure } from './smtp-errors.ts';
+import { messageFor, prepareMessage, type PreparedMessage } from './prepared-message.ts';
+import { findSendForMail, listSendingSends, type SendForMail } from './sends.repository.ts';
+import { startDueSends } from './sends.service.ts';
+import { describeFailure, isPermanentFailure, isUnknownMailbox } from './smtp-errors.ts';
+import { retireWorker } from './throttle.repository.ts';
 
 export interface WorkerOptions {
   db: Kysely<Database>;
+  /** Transactional mail (the outbox) goes out here; newsletter mail too unless `lanes` is given. */
   transport: Transporter;
   logger: Logger;
   messageIdDomain: string;
@@ -15,18 +34,63 @@ export interface WorkerOptions {
   batchSize?: number;
   leaseSeconds?: number;
   maxAttempts?: number;
+  /** Turns on newsletter sends: reader links, headers, DKIM, retries and throttles come from it. */
+  config?: Config;
+  /** Ways out for newsletter mail, each with limits shared by every worker. */
+  lanes?: MailLane[];
+  workerId?: string;
+}
+
+interface PreparedSend {
+  send: SendForMail;
+  prepared: PreparedMessage;
 }
 
 /**
- * Drains the outbox. Any number of workers may run against one database: rows are claimed with
- * FOR UPDATE SKIP LOCKED under a lease, so each is sent by one worker at a time.
+ * Drains the outbox and the deliveries ledger. Any number of workers may run against one
+ * database: rows are claimed with FOR UPDATE SKIP LOCKED under a lease, so each is sent by one
+ * worker at a time, and a worker that dies gives its rows back when the lease runs out.
  */
 export class DeliveryWorker {
   private running = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  private readonly workerId: string;
+  private readonly share: LaneShare | undefined;
+  private readonly recorder: LedgerRecorder | undefined;
+  // Frozen content never changes, so caching the prepared message decides nothing about who gets mail.
+  private readonly preparedSends = new Map<number, PreparedSend>();
 
-  constructor(private readonly options: WorkerOptions) {}
+  constructor(private readonly options: WorkerOptions) {
+    this.workerId = options.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    const { config } = options;
+    if (config) {
+      const lane = options.lanes?.[0] ?? {
+        name: 'default',
+        messagesPerSecond: config.delivery.messagesPerSecond,
+        maxConnections: config.delivery.maxConnections,
+        open: () => options.transport,
+        owned: false,
+      };
+      // Slots are renewed every second, so a short lease frees a dead worker's connections soon.
+      this.share = new LaneShare(options.db, lane, this.workerId, Math.min(this.leaseSeconds, 10));
+      this.recorder = new LedgerRecorder(options.db, {
+        maxAttempts: options.maxAttempts ?? config.delivery.maxAttempts,
+        retrySeconds: config.delivery.retrySeconds,
+        failureRate: config.delivery.pauseFailureRate,
+        minOutcomes: config.delivery.pauseMinOutcomes,
+        logger: options.logger,
+      });
+    }
+  }
+
+  private get leaseSeconds(): number {
+    return this.options.leaseSeconds ?? this.options.config?.delivery.leaseSeconds ?? 60;
+  }
+
+  private get batchSize(): number {
+    return this.options.batchSize ?? this.options.config?.delivery.batchSize ?? 20;
+  }
 
   start(): void {
     if (this.running) return;
@@ -34,23 +98,37 @@ export class DeliveryWorker {
     this.loop = this.run();
   }
 
-  /** Stops claiming, then waits for what is in flight. */
+  /** Stops claiming, then waits for what is in flight and writes its outcomes. */
   async stop(): Promise<void> {
     this.running = false;
     this.wake?.();
     await this.loop;
+    await this.recorder?.flushBefore(Date.now() + this.leaseSeconds * 1000);
+    if (this.share) {
+      await retireWorker(this.options.db, this.workerId).catch((error: unknown) =>
+        this.options.logger.warn({ err: error }, 'could not give connection slots back'),
+      );
+      this.share.close();
+    }
   }
 
   /** Runs one pass; returns how many messages it handled. Tests call this directly. */
   async runOnce(): Promise<number> {
-    const { db, batchSize = 20, leaseSeconds = 60 } = this.options;
-    const batch = await claimDueMail(db, batchSize, leaseSeconds);
+    const handled = await this.drainOutbox();
+    return handled + (this.share ? await this.deliverSends(this.share) : 0);
+  }
+
+  private async drainOutbox(): Promise<number> {
+    const { db, leaseSeconds = 60 } = this.options;
+    const batch = await claimDueMail(db, this.options.batchSize ?? 20, leaseSeconds);
     await Promise.all(batch.map((mail) => this.sendOne(mail)));
     return batch.length;
   }
 
   private async run(): Promise<void> {
-    const { logger, pollIntervalMs = 200 } = this.options;
+    const { logger } = this.options;
+    const pollIntervalMs =
+      this.options.pollIntervalMs ?? this.options.config?.delivery.pollIntervalMs ?? 200;
     while (this.running) {
       let handled = 0;
       try {
@@ -92,5 +170,138 @@ export class DeliveryWorker {
       );
       await markMailFailed(db, mail.id, describeFailure(error), { permanent, maxAttempts });
     }
+  }
+
+  /** One batch per sending send: start what is due, take back dead workers' rows, claim, send. */
+  private async deliverSends(share: LaneShare): Promise<number> {
+    const { db, logger } = this.options;
+    const started = await startDueSends(db, this.workerId);
+    for (const id of started) logger.info({ sendId: id }, 'scheduled send started');
+    const reclaimed = await reclaimExpiredLeases(db);
+    if (reclaimed > 0) {
+      logger.warn({ reclaimed }, 'took back deliveries whose worker stopped answering');
+    }
+    const sends = await listSendingSends(db);
+    for (const id of this.preparedSends.keys()) {
+      if (!sends.some((send) => send.id === id)) this.preparedSends.delete(id);
+    }
+    if (sends.length === 0) {
+      await share.release();
+      return 0;
+    }
+    let handled = 0;
+    for (const send of sends) {
+      if (!this.running && this.loop) break;
+      const connections = await share.hold();
+      if (connections === 0) break;
+      const claims = await claimDeliveries(db, send, this.batchSize, this.leaseSeconds);
+      if (claims.length === 0) {
+        if (await finishSendIfDone(db, send.id)) logger.info({ sendId: send.id }, 'send finished');
+        continue;
+      }
+      handled += claims.length;
+      await this.deliverBatch(share, connections, claims);
+    }
+    return handled;
+  }
+
+  private async deliverBatch(
+    share: LaneShare,
+    connections: number,
+    claims: ClaimedDelivery[],
+  ): Promise<void> {
+    const { db, logger } = this.options;
+    const recorder = this.recorder!;
+    // Stop handing rows to the relay well before the lease ends, so no other worker can take them.
+    const deadline = Date.now() + this.leaseSeconds * 800;
+    const { send, prepared } = await this.prepared(claims[0]!.sendId);
+    const transporter = share.transporterFor(connections);
+    const queue = [...claims];
+    const unsent: ClaimedDelivery[] = [];
+    const keepGoing = () => (this.running || !this.loop) && Date.now() < deadline;
+
+    const sender = async () => {
+      for (let claim = queue.shift(); claim; claim = queue.shift()) {
+        if (claim.ineligible) {
+          recorder.add(claim, send.newsletterId, {
+            kind: 'skipped',
+            reason: `reader ${claim.ineligible} after the send started`,
+          });
+          continue;
+        }
+        if (!keepGoing() || !(await share.takeToken(queue.length + 1, keepGoing))) {
+          unsent.push(claim, ...queue.splice(0));
+          return;
+        }
+        recorder.add(
+          claim,
+          send.newsletterId,
+          await this.mailReader(transporter, send, prepared, claim),
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(connections, claims.length) }, sender));
+    await recorder.flushBefore(Date.now() + this.leaseSeconds * 1000);
+    if (unsent.length > 0) {
+      await releaseDeliveries(db, unsent).catch((error: unknown) =>
+        logger.warn({ err: error }, 'could not give rows back; their lease will'),
+      );
+    }
+  }
+
+  private async mailReader(
+    transporter: Transporter,
+    send: SendForMail,
+    prepared: PreparedMessage,
+    claim: ClaimedDelivery,
+  ): Promise<Outcome> {
+    const config = this.options.config!;
+    const messageId = newsletterMessageId(this.options.messageIdDomain, claim);
+    const links = readerLinks(config, {
+      subscriberId: claim.subscriberId,
+      newsletterId: send.newsletterId,
+    });
+    const raw = messageFor(prepared, {
+      to: claim.email,
+      messageId,
+      date: new Date(),
+      values: { unsubscribe_url: links.unsubscribeUrl, preferences_url: links.preferencesUrl },
+    });
+    try {
+      await transporter.sendMail({
+        envelope: { from: send.newsletter.fromEmail, to: [claim.emailNormalized] },
+        raw,
+        dkim: config.delivery.dkim,
+      });
+      return { kind: 'sent', messageId, at: new Date() };
+    } catch (error) {
+      const text = describeFailure(error);
+      this.options.logger.debug(
+        { sendId: send.id, subscriberId: claim.subscriberId, err: text },
+        'not accepted',
+      );
+      if (isPermanentFailure(error)) {
+        return { kind: 'failed', error: text, unknownMailbox: isUnknownMailbox(error) };
+      }
+      return { kind: 'retry', error: text };
+    }
+  }
+
+  private async prepared(sendId: number): Promise<PreparedSend> {
+    const cached = this.preparedSends.get(sendId);
+    if (cached) return cached;
+    const send = await findSendForMail(this.options.db, sendId);
+    if (!send) throw new Error(`send ${sendId} vanished while its deliveries were claimed`);
+    const config = this.options.config!;
+    const prepared = prepareMessage(
+      newsletterMailCommon(send, send.newsletter, {
+        domain: this.options.messageIdDomain,
+        feedbackId: config.delivery.feedbackId,
+        unsubscribeMailto: config.delivery.unsubscribeMailto,
+      }),
+    );
+    const entry = { send, prepared };
+    this.preparedSends.set(sendId, entry);
+    return entry;
   }
 }

@@ -1,0 +1,116 @@
+import type { Kysely } from 'kysely';
+import type { Transporter } from 'nodemailer';
+import type { Database } from '../db/database.ts';
+import { announceWorker, holdConnectionSlots, takeSendingTokens } from './throttle.repository.ts';
+
+/** One way out for newsletter mail (a relay, or .eml files) with limits shared by all workers. */
+export interface MailLane {
+  name: string;
+  /** Messages per second across every worker; 0 means no limit. */
+  messagesPerSecond: number;
+  /** Connections to the relay across every worker. */
+  maxConnections: number;
+  /** A pooled transporter with at most `connections` connections. */
+  open(connections: number): Transporter;
+  /** Whether `open` made a new transporter this worker must close. */
+  owned: boolean;
+}
+
+const RENEW_EVERY_MS = 1_000;
+
+/**
+ * This worker's share of a lane: the connection slots it holds (renewed about once a second, so
+ * a dead worker's slots come free when its lease runs out) and the sending tokens it takes.
+ */
+export class LaneShare {
+  private connections = 0;
+  private renewedAt = 0;
+  private transporter: Transporter | undefined;
+  private openedFor = 0;
+  private allowance = 0;
+  private tokenQueue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    readonly lane: MailLane,
+    private readonly workerId: string,
+    private readonly leaseSeconds: number,
+  ) {}
+
+  /** How many messages this worker may have in flight on the lane now. */
+  async hold(): Promise<number> {
+    if (Date.now() - this.renewedAt < RENEW_EVERY_MS && this.connections > 0) {
+      return this.connections;
+    }
+    const live = await announceWorker(this.db, this.workerId, this.leaseSeconds);
+    const fairShare = Math.ceil(this.lane.maxConnections / live);
+    this.connections = await holdConnectionSlots(
+      this.db,
+      { workerId: this.workerId, transport: this.lane.name },
+      this.lane.maxConnections,
+      fairShare,
+      this.leaseSeconds,
+    );
+    this.renewedAt = Date.now();
+    return this.connections;
+  }
+
+  /** The transporter sized to the slots held; call between batches, when nothing is in flight. */
+  transporterFor(connections: number): Transporter {
+    if (!this.transporter || (this.lane.owned && this.openedFor !== connections)) {
+      if (this.lane.owned) this.transporter?.close();
+      this.transporter = this.lane.open(connections);
+      this.openedFor = connections;
+    }
+    return this.transporter;
+  }
+
+  /** Waits for the lane's rate to allow one more message; false when the worker stops first. */
+  takeToken(wanted: number, isRunning: () => boolean): Promise<boolean> {
+    // One taker at a time, so concurrent senders share one bucket request.
+    const turn = this.tokenQueue.then(() => this.waitForToken(wanted, isRunning));
+    this.tokenQueue = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async waitForToken(wanted: number, isRunning: () => boolean): Promise<boolean> {
+    const { messagesPerSecond } = this.lane;
+    if (messagesPerSecond <= 0) return true;
+    while (this.allowance <= 0) {
+      if (!isRunning()) return false;
+      const burst = Math.max(1, Math.ceil(messagesPerSecond));
+      const { granted, available } = await takeSendingTokens(
+        this.db,
+        this.lane.name,
+        Math.min(wanted, burst),
+        { perSecond: messagesPerSecond, burst },
+      );
+      this.allowance += granted;
+      if (granted === 0) {
+        const waitMs = ((1 - available) / messagesPerSecond) * 1000;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, Math.max(5, waitMs))));
+      }
+    }
+    this.allowance -= 1;
+    return true;
+  }
+
+  /** Gives this lane's slots back, e.g. when there is no work or the worker stops. */
+  async release(): Promise<void> {
+    if (this.renewedAt === 0) return;
+    this.connections = 0;
+    this.renewedAt = 0;
+    await holdConnectionSlots(
+      this.db,
+      { workerId: this.workerId, transport: this.lane.name },
+      this.lane.maxConnections,
+      0,
+      this.leaseSeconds,
+    );
+  }
+
+  close(): void {
+    if (this.lane.owned) this.transporter?.close();
+    this.transporter = undefined;
+  }
+}
