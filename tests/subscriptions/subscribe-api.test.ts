@@ -295,26 +295,20 @@ describe('the same endpoint for HTML forms and other sites', () => {
   });
 
   it('redirects with 303 to an allowed origin only', async () => {
-    const allowed = await request(t.app)
-      .post('/api/v1/subscriptions')
-      .type('form')
-      .send({
-        email: 'redirected@example.com',
-        newsletters: 'morning-briefing',
-        redirect: 'https://www.news.test/thanks',
-      });
+    const allowed = await request(t.app).post('/api/v1/subscriptions').type('form').send({
+      email: 'redirected@example.com',
+      newsletters: 'morning-briefing',
+      redirect: 'https://www.news.test/thanks',
+    });
     expect(allowed.status).toBe(303);
     expect(allowed.headers.location).toBe('https://www.news.test/thanks');
 
     const before = await snapshot();
-    const refused = await request(t.app)
-      .post('/api/v1/subscriptions')
-      .type('form')
-      .send({
-        email: 'elsewhere@example.com',
-        newsletters: 'morning-briefing',
-        redirect: 'https://evil.example/',
-      });
+    const refused = await request(t.app).post('/api/v1/subscriptions').type('form').send({
+      email: 'elsewhere@example.com',
+      newsletters: 'morning-briefing',
+      redirect: 'https://evil.example/',
+    });
     expect(refused.status).toBe(400);
     expect(refused.headers.location).toBeUndefined();
     expect(await snapshot()).toEqual(before);
