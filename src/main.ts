@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createApiToken, listApiTokens } from './api-tokens/api-tokens.service.ts';
+import { FeedPoller } from './articles/feed-poller.ts';
 import { ConfigError, loadConfig, withEmbeddedSecret, type Config } from './config.ts';
 import { DatabaseUnreachableError, connectDatabase, type DatabaseHandle } from './db/connect.ts';
 import { migrateToLatest } from './db/migrate.ts';
@@ -39,6 +40,10 @@ export async function startService(parts: { http: boolean; worker: boolean }): P
       })
     : undefined;
   worker?.start();
+  // Feeds are polled where delivery runs; FEED_POLLING=false turns it off.
+  const feeds =
+    parts.worker && config.feedPolling ? new FeedPoller({ db: database.db, logger }) : undefined;
+  feeds?.start();
 
   let server: Server | undefined;
   if (parts.http) {
@@ -62,6 +67,7 @@ export async function startService(parts: { http: boolean; worker: boolean }): P
       await Promise.all([
         server && new Promise<void>((resolve) => server.close(() => resolve())),
         worker?.stop(),
+        feeds?.stop(),
       ]);
       server?.closeAllConnections();
       transport.close();
