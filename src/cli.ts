@@ -1,7 +1,6 @@
 import { Command, Option } from 'commander';
 import { createApiToken, listApiTokens, revokeApiToken } from './api-tokens/api-tokens.service.ts';
 import { importFeed, loadFeed } from './articles/feed-import.service.ts';
-import { importFeed, loadFeed } from './articles/feed-import.service.ts';
 import { ConfigError, loadConfig, withEmbeddedSecret } from './config.ts';
 import { DatabaseUnreachableError, connectDatabase, type DatabaseHandle } from './db/connect.ts';
 import { migrateDown, migrateToLatest } from './db/migrate.ts';
@@ -43,20 +42,6 @@ program
   .command('worker')
   .description('run a delivery worker only; run as many as you like against one PostgreSQL')
   .action(async () => runUntilSignalled({ http: false, worker: true }));
-
-program
-  .command('import-feed <source>')
-  .description('import an RSS 2.0 or Atom feed (http(s) URL or file) into articles, all or nothing')
-  .action(async (source: string) => {
-    const result = await withDatabase(async ({ db }) => {
-      await migrateToLatest(db);
-      return importFeed(db, await loadFeed(source));
-    });
-    console.log(
-      `${result.format} feed "${result.feed}": ${result.created} created, ${result.updated} updated, ${result.skipped.length} skipped`,
-    );
-    for (const skip of result.skipped) console.log(`  entry ${skip.index + 1} skipped: ${skip.reason}`);
-  });
 
 program
   .command('import-feed <source>')
