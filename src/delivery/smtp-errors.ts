@@ -10,9 +10,9 @@ export function describeFailure(error: unknown): string {
     response?: string;
     message?: string;
   };
-  return responseCode
-    ? `${responseCode} ${response ?? message ?? ''}`.trim()
-    : (message ?? String(error));
+  if (!responseCode) return message ?? String(error);
+  const said = (response ?? message ?? '').trim();
+  return said.startsWith(String(responseCode)) ? said : `${responseCode} ${said}`.trim();
 }
 
 // Enhanced codes that say the address itself is wrong (RFC 3463): unknown mailbox or domain, bad syntax, moved.

@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import { pinoHttp } from 'pino-http';
 import { Histogram } from 'prom-client';
 import { articlesRouter } from '../articles/articles.routes.ts';
+import { sendsRouter } from '../delivery/sends.routes.ts';
 import { digestsRouter } from '../digests/digests.routes.ts';
 import { articlesRouter } from '../articles/articles.routes.ts';
 import { digestsRouter } from '../digests/digests.routes.ts';
@@ -95,6 +96,7 @@ export function createApp(deps: AppDeps): Express {
   api.use(articlesRouter(deps));
   api.use(digestsRouter(deps));
   api.use(readersRouter(deps));
+  api.use(sendsRouter(deps));
   app.use('/api/v1', api);
 
   app.use(notFound);
