@@ -8,7 +8,7 @@ import { FeedPoller } from './articles/feed-poller.ts';
 import { ConfigError, loadConfig, withEmbeddedSecret, type Config } from './config.ts';
 import { DatabaseUnreachableError, connectDatabase, type DatabaseHandle } from './db/connect.ts';
 import { migrateToLatest } from './db/migrate.ts';
-import { createMailTransport } from './delivery/transport.ts';
+import { createMailLane, createMailTransport } from './delivery/transport.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
 import { createApp } from './http/app.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -37,6 +37,16 @@ export async function startService(parts: { http: boolean; worker: boolean }): P
         transport,
         logger,
         messageIdDomain: config.messageIdDomain,
+        config,
+        lanes: [
+          createMailLane({
+            smtpUrl: config.smtpUrl,
+            dataDir: config.dataDir,
+            logger,
+            messagesPerSecond: config.delivery.messagesPerSecond,
+            maxConnections: config.delivery.maxConnections,
+          }),
+        ],
       })
     : undefined;
   worker?.start();
