@@ -23,11 +23,14 @@ export async function findArticlesByIds(db: Db, ids: number[]): Promise<ArticleR
   return db.selectFrom('articles').selectAll().where('id', 'in', ids).execute();
 }
 
-/** An article without a publication date is stamped now when first seen. */
+/**
+ * An article without a publication date is stamped now when first seen. Undefined when another
+ * request stored the same url or externalId first: the caller looks it up again.
+ */
 export async function insertArticle(
   db: Db,
   values: Omit<ArticleValues, 'published_at'> & { published_at: Date | null },
-): Promise<ArticleRow> {
+): Promise<ArticleRow | undefined> {
   return db
     .insertInto('articles')
     .values({
@@ -36,8 +39,9 @@ export async function insertArticle(
       tags: sql<string[]>`${values.tags ?? []}::text[]`,
       published_at: values.published_at ?? sql<Date>`now()`,
     })
+    .onConflict((conflict) => conflict.doNothing())
     .returningAll()
-    .executeTakeFirstOrThrow();
+    .executeTakeFirst();
 }
 
 /** Replaces what was pushed before; an undated re-import keeps the first publication date. */

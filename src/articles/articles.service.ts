@@ -75,6 +75,7 @@ async function upsertOne(
   trx: Db,
   draft: ArticleDraft,
   source: string,
+  retried = false,
 ): Promise<{ row: ArticleRow; created: boolean }> {
   const byExternalId = draft.externalId
     ? await repository.findArticleByExternalId(trx, draft.externalId)
@@ -114,7 +115,8 @@ async function upsertOne(
     if (existing) {
       return { row: await repository.replaceArticle(trx, existing.id, values), created: false };
     }
-    return { row: await repository.insertArticle(trx, values), created: true };
+    const inserted = await repository.insertArticle(trx, values);
+    if (inserted) return { row: inserted, created: true };
   } catch (error) {
     if (isUniqueViolation(error, 'articles_url_key')) {
       throw new DomainError(
@@ -124,15 +126,17 @@ async function upsertOne(
         { url: draft.url },
       );
     }
-    if (isUniqueViolation(error, 'articles_external_id_key')) {
-      throw new DomainError(
-        'conflict',
-        'article_conflict',
-        `the article ${draft.externalId} was stored by another request at the same moment; push it again`,
-      );
-    }
     throw error;
   }
+  // A concurrent push stored it between the lookup and the insert: it is now an update.
+  if (retried) {
+    throw new DomainError(
+      'conflict',
+      'article_conflict',
+      `the article ${draft.url} was stored by another request at the same moment; push it again`,
+    );
+  }
+  return upsertOne(trx, draft, source, true);
 }
 
 function refuseDuplicates(drafts: ArticleDraft[]): void {

@@ -1,3 +1,4 @@
+import { Liquid } from 'liquidjs';
 import { z } from 'zod';
 import { isWebUrl } from '../articles/articles.schemas.ts';
 
@@ -9,6 +10,17 @@ const label = (max: number) =>
     .max(max)
     .regex(/^[^<>\p{Cc}]*$/u, 'must be plain text');
 
+const liquid = new Liquid();
+
+function isLiquid(source: string): boolean {
+  try {
+    liquid.parse(source);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A newsletter's digest and feed settings, as newsletters accept them (camelCase JSON). */
 export const digestSettingFields = {
   digestSections: z.array(label(80)).max(30),
@@ -17,7 +29,7 @@ export const digestSettingFields = {
   digestWindow: z.enum(['since_last_send', 'hours']),
   digestWindowHours: z.number().int().min(1).max(2160),
   // Liquid, e.g. "{{ newsletter.name }}: {{ headline }}"; null means "<name>: <first headline>".
-  digestSubject: label(200).nullable(),
+  digestSubject: label(200).refine(isLiquid, 'must be a valid Liquid template').nullable(),
   feedUrl: z
     .string()
     .trim()

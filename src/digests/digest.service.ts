@@ -38,6 +38,13 @@ export async function buildDigest(
   request: DigestRequest = {},
 ): Promise<Digest> {
   const newsletter = await getNewsletter(db, newsletterSlug);
+  if (newsletter.status === 'archived') {
+    throw new DomainError(
+      'unprocessable',
+      'newsletter_archived',
+      `the newsletter "${newsletterSlug}" is archived; it sends no more digests`,
+    );
+  }
   const now = request.now ?? new Date();
   const articles = request.articleIds
     ? await chosenArticles(db, request.articleIds)

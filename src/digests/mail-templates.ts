@@ -54,6 +54,9 @@ export class MailTemplates {
     };
     this.html = new Liquid({ ...common, extname: '.mjml', outputEscape: 'escape' });
     this.text = new Liquid({ ...common, extname: '.txt' });
+    this.text.registerFilter('wrap', (value: unknown, width: unknown = 72) =>
+      wrapLines(String(value ?? ''), Number(width) || 72),
+    );
     this.line = new Liquid({ strictFilters: true, cache: true });
   }
 
@@ -211,6 +214,25 @@ const HTML_SPECIAL = /[&<>"']/;
 export function escapeHtml(value: string): string {
   if (!HTML_SPECIAL.test(value)) return value;
   return value.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+}
+
+/** Breaks prose at spaces so plain-text mail reads in any client; long words stay whole. */
+export function wrapLines(text: string, width: number): string {
+  return text
+    .split('\n')
+    .map((line) => {
+      const out: string[] = [];
+      let current = '';
+      for (const word of line.split(' ')) {
+        if (current && current.length + 1 + word.length > width) {
+          out.push(current);
+          current = word;
+        } else current = current ? `${current} ${word}` : word;
+      }
+      out.push(current);
+      return out.join('\n');
+    })
+    .join('\n');
 }
 
 function tidyText(text: string): string {

@@ -199,6 +199,21 @@ describe('article upsert', () => {
     expect(await articleCount()).toBe(before);
   });
 
+  it('stores one article when the same new article is pushed many times at once', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        request(t.app).post('/api/v1/articles').set(editor()).send(story(80)),
+      ),
+    );
+    expect(answers.map((res) => res.status).sort()).toEqual([200, 200, 200, 200, 200, 201]);
+    const rows = await t.database.db
+      .selectFrom('articles')
+      .select('id')
+      .where('url', '=', 'https://news.test/2026/story-80')
+      .execute();
+    expect(rows).toHaveLength(1);
+  });
+
   it('needs an editor token', async () => {
     const res = await request(t.app).post('/api/v1/articles').send(story(70));
     expect(res.status).toBe(401);

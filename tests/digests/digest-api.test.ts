@@ -96,6 +96,7 @@ describe('newsletter digest settings', () => {
     ['a feed that is not http', { feedUrl: 'file:///etc/passwd' }],
     ['a poll interval of a minute', { feedPollMinutes: 1 }],
     ['markup in a section', { digestSections: ['<b>World</b>'] }],
+    ['a broken subject template', { digestSubject: '{{ headline ' }],
   ])('refuses %s', async (_label, settings) => {
     const res = await request(t.app)
       .post('/api/v1/newsletters')
@@ -184,6 +185,14 @@ describe('article selection', () => {
     expect(res.body.error.message).toMatch(
       /no article was published in the last 24 hours in sections arts|sections Arts/i,
     );
+  });
+
+  it('refuses to build a digest for an archived newsletter', async () => {
+    await newsletter('retired', { digestWindow: 'hours' });
+    await request(t.app).delete('/api/v1/newsletters/retired').set(admin()).expect(200);
+    const res = await preview('retired');
+    expect(res.status).toBe(422);
+    expect(res.body.error.code).toBe('newsletter_archived');
   });
 
   it('takes the editor’s own choice of articles in their order', async () => {

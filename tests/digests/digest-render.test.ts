@@ -72,6 +72,19 @@ describe('digest rendering', () => {
     expect(digest.text).toContain('Morning Briefing · 26 November 2026');
   });
 
+  it('wraps the text part at 72 columns, never inside a link', async () => {
+    const digest = await renderDigest(
+      templates,
+      newsletter,
+      [article(1, { summary: 'A sentence of ordinary words that goes on. '.repeat(12) })],
+      options,
+    );
+    for (const line of digest.text.split('\n')) {
+      if (!/https?:\/\/|%%\{/.test(line)) expect(line.length).toBeLessThanOrEqual(72);
+    }
+    expect(digest.text).toContain('Read the full story: https://news.test/2026/story-1\n');
+  });
+
   it('gives every image a width, a height in its own proportions and alt text', async () => {
     const digest = await renderDigest(
       templates,
