@@ -1,7 +1,12 @@
 import type { CompiledMail, MailTemplates } from '../digests/mail-templates.ts';
-import type { NewsletterRow } from '../db/database.ts';
 
-type MailNewsletter = Pick<NewsletterRow, 'id' | 'name' | 'description' | 'locale' | 'updated_at'>;
+export interface MailNewsletter {
+  id: number;
+  name: string;
+  description: string;
+  locale: string;
+  updated_at: Date | string;
+}
 
 const MAX_CACHED = 200;
 

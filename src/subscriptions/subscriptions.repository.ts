@@ -62,62 +62,12 @@ export async function isSuppressed(db: Db, normalized: string): Promise<boolean>
   return row !== undefined;
 }
 
-/** Finds or creates the one subscriber of a normalized address; the first-typed form is kept. */
-export async function upsertSubscriber(
-  db: Db,
-  address: { email: string; normalized: string },
-): Promise<SubscriberRow> {
-  return db
-    .insertInto('subscribers')
-    .values({ email: address.email, email_normalized: address.normalized })
-    .onConflict((conflict) =>
-      conflict
-        .constraint('subscribers_email_normalized_key')
-        .doUpdateSet({ email_normalized: (eb) => eb.ref('excluded.email_normalized') }),
-    )
-    .returning(['id', 'email', 'email_normalized', 'status'])
-    .executeTakeFirstOrThrow();
-}
-
 export async function findSubscriberById(db: Db, id: number): Promise<SubscriberRow | undefined> {
   return db
     .selectFrom('subscribers')
     .select(['id', 'email', 'email_normalized', 'status'])
     .where('id', '=', id)
     .executeTakeFirst();
-}
-
-/**
- * Marks the newsletters as asked for: new and unsubscribed ones become pending, pending ones are
- * asked again, confirmed ones stay as they are. Returns each newsletter's state afterwards.
- */
-export async function requestSubscriptions(
-  db: Db,
-  subscriberId: number,
-  newsletterIds: number[],
-  source: string | null,
-): Promise<{ newsletter_id: number; status: SubscriptionStatus }[]> {
-  const keepConfirmed = <T>(column: string, otherwise: ReturnType<typeof sql<T>>) =>
-    sql<T>`case when subscriptions.status = 'confirmed' then ${sql.ref(`subscriptions.${column}`)} else ${otherwise} end`;
-  return db
-    .insertInto('subscriptions')
-    .values(
-      newsletterIds.map((newsletterId) => ({
-        subscriber_id: subscriberId,
-        newsletter_id: newsletterId,
-        status: 'pending' as const,
-        source,
-      })),
-    )
-    .onConflict((conflict) =>
-      conflict.columns(['subscriber_id', 'newsletter_id']).doUpdateSet({
-        status: keepConfirmed<SubscriptionStatus>('status', sql`'pending'`),
-        requested_at: keepConfirmed<Date>('requested_at', sql`now()`),
-        source: keepConfirmed<string | null>('source', sql`excluded.source`),
-      }),
-    )
-    .returning(['newsletter_id', 'status'])
-    .execute();
 }
 
 export async function appendConsentEvents(db: Db, events: ConsentEvent[]): Promise<void> {
@@ -255,4 +205,140 @@ export async function listReaders(
     query = query.where('subscriptions.subscriber_id', '>', filter.afterSubscriberId);
   }
   return query.execute();
+}
+
+/** The newsletter fields a subscription request needs (and the confirmation mail shows). */
+export interface RequestedNewsletter {
+  id: number;
+  slug: string;
+  name: string;
+  description: string;
+  locale: string;
+  status: 'active' | 'archived';
+  updated_at: string;
+}
+
+/**
+ * One round trip before a subscription request: a hit on each rate-limit key and the requested
+ * newsletters. (Each round trip costs more than all the request's own work; see bench/subscribe.)
+ */
+export async function countAttemptAndFindNewsletters(
+  db: Db,
+  slugs: string[],
+  hits: { key: string; windowSeconds: number }[],
+): Promise<{ newsletters: RequestedNewsletter[]; hits: Map<string, number> }> {
+  const result = await sql<{
+    hits: { key: string; hits: number }[];
+    newsletters: RequestedNewsletter[];
+  }>`
+    with counted as (
+      insert into rate_limit_counters as counter (key, hits, expires_at)
+      values ${sql.join(hits.map(({ key, windowSeconds }) => sql`(${key}::text, 1, now() + make_interval(secs => ${windowSeconds}::int))`))}
+      on conflict (key) do update set
+        hits = case when counter.expires_at <= now() then 1 else counter.hits + 1 end,
+        expires_at = case when counter.expires_at <= now() then excluded.expires_at else counter.expires_at end
+      returning key, hits
+    )
+    select
+      (select coalesce(json_agg(json_build_object('key', key, 'hits', hits)), '[]') from counted) as hits,
+      (select coalesce(json_agg(json_build_object(
+          'id', id, 'slug', slug, 'name', name, 'description', description,
+          'locale', locale, 'status', status, 'updated_at', updated_at)), '[]')
+        from newsletters where slug in (${sql.join(slugs.map((slug) => sql`${slug}::text`))})) as newsletters
+  `.execute(db);
+  const row = result.rows[0]!;
+  return {
+    newsletters: row.newsletters.map((newsletter) => ({
+      ...newsletter,
+      id: Number(newsletter.id),
+    })),
+    hits: new Map(row.hits.map((hit) => [hit.key, Number(hit.hits)])),
+  };
+}
+
+export interface RecordedRequest {
+  subscriber: SubscriberRow;
+  pendingNewsletterIds: number[];
+  /** Confirmation mails counted for this address today, this one included; 0 when none is due. */
+  confirmationMailsToday: number;
+}
+
+/**
+ * Records a subscription request in one statement: the subscriber (found or created), every
+ * requested subscription (new and unsubscribed ones become pending, confirmed ones stay),
+ * a `requested` consent event per pending one and a hit on the daily confirmation-mail counter.
+ * A suppressed address changes nothing and returns undefined; a blocklisted one only its row.
+ */
+export async function recordSubscriptionRequest(
+  db: Db,
+  request: {
+    email: string;
+    normalized: string;
+    newsletterIds: number[];
+    source: string | null;
+    ip: string | null;
+    userAgent: string | null;
+    consentTextVersion: string;
+    capWindowSeconds: number;
+  },
+): Promise<RecordedRequest | undefined> {
+  const result = await sql<{
+    id: number;
+    email: string;
+    email_normalized: string;
+    status: 'active' | 'blocklisted';
+    pending: number[];
+    cap_hits: number | null;
+  }>`
+    with subscriber as (
+      insert into subscribers (email, email_normalized)
+      select ${request.email}::text, ${request.normalized}::text
+      where not exists (select 1 from suppressions where email_normalized = ${request.normalized}::text)
+      on conflict (email_normalized) do update set email_normalized = excluded.email_normalized
+      returning id, email, email_normalized, status
+    ),
+    requested as (
+      insert into subscriptions as existing (subscriber_id, newsletter_id, status, source)
+      select subscriber.id, wanted.newsletter_id, 'pending', ${request.source}::text
+      from subscriber,
+        (values ${sql.join(request.newsletterIds.map((id) => sql`(${id}::bigint)`))}) as wanted (newsletter_id)
+      where subscriber.status = 'active'
+      on conflict (subscriber_id, newsletter_id) do update set
+        status = case when existing.status = 'confirmed' then 'confirmed' else 'pending' end,
+        requested_at = case when existing.status = 'confirmed' then existing.requested_at else now() end,
+        source = case when existing.status = 'confirmed' then existing.source else excluded.source end
+      returning subscriber_id, newsletter_id, status
+    ),
+    consent as (
+      insert into consent_events (subscriber_id, newsletter_id, action, ip, user_agent, source, consent_text_version)
+      select subscriber_id, newsletter_id, 'requested', ${request.ip}::text, ${request.userAgent}::text,
+        ${request.source}::text, ${request.consentTextVersion}::text
+      from requested where status = 'pending'
+    ),
+    cap as (
+      insert into rate_limit_counters as counter (key, hits, expires_at)
+      select 'confirmation-mail:' || subscriber.id, 1, now() + make_interval(secs => ${request.capWindowSeconds}::int)
+      from subscriber where exists (select 1 from requested where status = 'pending')
+      on conflict (key) do update set
+        hits = case when counter.expires_at <= now() then 1 else counter.hits + 1 end,
+        expires_at = case when counter.expires_at <= now() then excluded.expires_at else counter.expires_at end
+      returning hits
+    )
+    select subscriber.id, subscriber.email, subscriber.email_normalized, subscriber.status,
+      (select coalesce(json_agg(newsletter_id), '[]') from requested where status = 'pending') as pending,
+      (select hits from cap) as cap_hits
+    from subscriber
+  `.execute(db);
+  const row = result.rows[0];
+  if (!row) return undefined;
+  return {
+    subscriber: {
+      id: Number(row.id),
+      email: row.email,
+      email_normalized: row.email_normalized,
+      status: row.status,
+    },
+    pendingNewsletterIds: row.pending.map(Number),
+    confirmationMailsToday: Number(row.cap_hits ?? 0),
+  };
 }

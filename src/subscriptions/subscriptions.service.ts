@@ -1,7 +1,7 @@
 import { resolve4, resolve6, resolveMx } from 'node:dns/promises';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config.ts';
-import type { Database, Db, NewsletterRow, SubscriptionStatus } from '../db/database.ts';
+import type { Database, Db, SubscriptionStatus } from '../db/database.ts';
 import { enqueueMail } from '../delivery/outbox.repository.ts';
 import { personalise } from '../digests/mail-templates.ts';
 import { DomainError } from '../errors.ts';
@@ -11,7 +11,7 @@ import { newsletterNotFound } from '../newsletters/newsletters.service.ts';
 import { isDisposableDomain } from './disposable-domains.ts';
 import { InvalidEmailError, parseEmailAddress, suggestFor } from './email-address.ts';
 import { checkLinkToken, confirmLink, readerLinks } from './links.ts';
-import type { ReaderMail } from './reader-mail.ts';
+import type { MailNewsletter, ReaderMail } from './reader-mail.ts';
 import * as repository from './subscriptions.repository.ts';
 import type { TokenPurpose } from './tokens.ts';
 
@@ -56,56 +56,44 @@ export async function subscribe(
   }
   const address = parseEmailAddress(request.email, { smtpUtf8: config.smtpUtf8 });
   const suggestion = suggestFor(address.normalized);
-  const newsletters = await findRequestedNewsletters(db, request.newsletters);
   await checkDomain(config, address.domain);
 
-  const limits = await repository.hitRateLimits(db, [
-    ...(requester.ip ? [{ key: `subscribe-ip:${requester.ip}`, windowSeconds: HOUR }] : []),
-    { key: `subscribe-address:${address.normalized}`, windowSeconds: HOUR },
+  const ipKey = `subscribe-ip:${requester.ip}`;
+  const addressKey = `subscribe-address:${address.normalized}`;
+  const lookup = await repository.countAttemptAndFindNewsletters(db, request.newsletters, [
+    ...(requester.ip ? [{ key: ipKey, windowSeconds: HOUR }] : []),
+    { key: addressKey, windowSeconds: HOUR },
   ]);
-  if ((limits.get(`subscribe-ip:${requester.ip}`) ?? 0) > config.subscribeLimitPerIp) {
+  const newsletters = requestedNewsletters(request.newsletters, lookup.newsletters);
+  if ((lookup.hits.get(ipKey) ?? 0) > config.subscribeLimitPerIp) {
     throw rateLimited('too many subscriptions from your network; please try again in an hour');
   }
-  if (
-    (limits.get(`subscribe-address:${address.normalized}`) ?? 0) > config.subscribeLimitPerAddress
-  ) {
+  if ((lookup.hits.get(addressKey) ?? 0) > config.subscribeLimitPerAddress) {
     throw rateLimited('too many attempts for this address; please try again in an hour');
   }
   // Expired counters are cleared now and then by whichever instance happens to be asked.
   if (Math.random() < 0.01) await repository.pruneRateLimits(db);
 
-  const source = request.source ?? null;
   await db.transaction().execute(async (trx) => {
-    if (await repository.isSuppressed(trx, address.normalized)) return;
-    const subscriber = await repository.upsertSubscriber(trx, {
+    const recorded = await repository.recordSubscriptionRequest(trx, {
       email: address.address,
       normalized: address.normalized,
+      newsletterIds: newsletters.map((newsletter) => newsletter.id),
+      source: request.source ?? null,
+      ip: requester.ip,
+      userAgent: requester.userAgent,
+      consentTextVersion: config.consentTextVersion,
+      capWindowSeconds: DAY,
     });
-    if (subscriber.status === 'blocklisted') return;
-    const states = await repository.requestSubscriptions(
+    if (!recorded || recorded.pendingNewsletterIds.length === 0) return;
+    const pending = newsletters.filter((n) => recorded.pendingNewsletterIds.includes(n.id));
+    await queueConfirmation(
       trx,
-      subscriber.id,
-      newsletters.map((newsletter) => newsletter.id),
-      source,
+      deps,
+      recorded.subscriber,
+      pending,
+      recorded.confirmationMailsToday,
     );
-    const pendingIds = new Set(
-      states.filter((state) => state.status === 'pending').map((state) => state.newsletter_id),
-    );
-    const pending = newsletters.filter((newsletter) => pendingIds.has(newsletter.id));
-    if (pending.length === 0) return;
-    await repository.appendConsentEvents(
-      trx,
-      pending.map((newsletter) => ({
-        subscriberId: subscriber.id,
-        newsletterId: newsletter.id,
-        action: 'requested' as const,
-        ip: requester.ip,
-        userAgent: requester.userAgent,
-        source,
-        consentTextVersion: config.consentTextVersion,
-      })),
-    );
-    await queueConfirmation(trx, deps, subscriber, pending);
   });
   return suggestion ? { suggestion } : {};
 }
@@ -114,12 +102,16 @@ async function queueConfirmation(
   trx: Db,
   deps: SubscriptionDeps,
   subscriber: repository.SubscriberRow,
-  newsletters: NewsletterRow[],
+  newsletters: MailNewsletter[],
+  mailsToday?: number,
 ): Promise<void> {
   const { config, logger } = deps;
   const capKey = `confirmation-mail:${subscriber.id}`;
-  const sentToday = await repository.hitRateLimits(trx, [{ key: capKey, windowSeconds: DAY }]);
-  if ((sentToday.get(capKey) ?? 0) > config.confirmationMailsPerDay) {
+  const counted =
+    mailsToday ??
+    (await repository.hitRateLimits(trx, [{ key: capKey, windowSeconds: DAY }])).get(capKey) ??
+    0;
+  if (counted > config.confirmationMailsPerDay) {
     logger.info(
       { subscriberId: subscriber.id },
       'daily cap of confirmation mails reached; none sent',
@@ -151,11 +143,13 @@ async function queueConfirmation(
   }
 }
 
-async function findRequestedNewsletters(db: Db, slugs: string[]): Promise<NewsletterRow[]> {
+function requestedNewsletters(
+  slugs: string[],
+  found: repository.RequestedNewsletter[],
+): repository.RequestedNewsletter[] {
   const wanted = [...new Set(slugs)];
-  const rows = await newsletterRepository.findNewslettersBySlugs(db, wanted);
   const active = new Map(
-    rows.filter((row) => row.status === 'active').map((row) => [row.slug, row]),
+    found.filter((row) => row.status === 'active').map((row) => [row.slug, row]),
   );
   const unknown = wanted.filter((slug) => !active.has(slug));
   if (unknown.length > 0) {

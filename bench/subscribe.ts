@@ -1,0 +1,242 @@
+/**
+ * Subscribe benchmark (npm run bench:subscribe), on PostgreSQL.
+ *
+ * 1. Throughput: autocannon POSTs distinct addresses to /api/v1/subscriptions (50 connections,
+ *    10 s) and, in the same run and the same way, to a bare Express 5 handler that answers 202.
+ * 2. Latency to the inbox: 200 subscriptions/s for a few seconds with the delivery worker on,
+ *    timing each address from its 202 to the moment a local SMTP listener accepts its mail.
+ *
+ * BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) names the server;
+ * a database of its own is created and dropped.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import autocannon from 'autocannon';
+import express from 'express';
+import { sql } from 'kysely';
+import { Registry } from 'prom-client';
+import { SMTPServer } from 'smtp-server';
+import { loadConfig } from '../src/config.ts';
+import { connectPostgres } from '../src/db/connect.ts';
+import { migrateToLatest } from '../src/db/migrate.ts';
+import { createMailTransport } from '../src/delivery/transport.ts';
+import { DeliveryWorker } from '../src/delivery/worker.ts';
+import { createApp } from '../src/http/app.ts';
+import { createLogger } from '../src/log.ts';
+
+const serverUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const duration = Number(process.env.BENCH_DURATION ?? 10);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const latencyRate = 200;
+const latencySeconds = Number(process.env.BENCH_LATENCY_SECONDS ?? 5);
+
+function withDatabase(url: string, name: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${name}`;
+  return parsed.toString();
+}
+
+async function listen(app: express.Express): Promise<Server> {
+  return new Promise((resolve) => {
+    const server = app.listen(0, '127.0.0.1', () => resolve(server));
+  });
+}
+
+const portOf = (server: Server) => (server.address() as AddressInfo).port;
+
+async function hammer(title: string, port: number, body: (n: number) => string) {
+  let sequence = 0;
+  const cpu = process.cpuUsage();
+  const result = await autocannon({
+    title,
+    url: `http://127.0.0.1:${port}/api/v1/subscriptions`,
+    connections,
+    duration,
+    requests: [
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (request) => ({ ...request, body: body(sequence++) }),
+      },
+    ],
+  });
+  const used = process.cpuUsage(cpu);
+  const non2xx = result.non2xx + result.errors + result.timeouts;
+  const cpuPerRequest = (used.user + used.system) / 1000 / Math.max(1, result.requests.total);
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx,
+    cpuPerRequest,
+  };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+}
+
+const name = `broadsheet_bench_${randomBytes(4).toString('hex')}`;
+const admin = connectPostgres(withDatabase(serverUrl, 'postgres'), 1);
+await sql`create database ${sql.id(name)}`.execute(admin.db);
+const databaseUrl = withDatabase(serverUrl, name);
+const database = connectPostgres(databaseUrl, 20);
+const accepted = new Map<string, number>();
+const smtp = new SMTPServer({
+  authOptional: true,
+  disabledCommands: ['STARTTLS', 'AUTH'],
+  logger: false,
+  onData(stream, session, callback) {
+    stream.resume();
+    stream.on('end', () => {
+      const now = performance.now();
+      for (const rcpt of session.envelope.rcptTo) accepted.set(rcpt.address.toLowerCase(), now);
+      callback();
+    });
+  },
+});
+
+try {
+  await migrateToLatest(database.db);
+  await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', () => resolve()));
+  const smtpPort = (smtp.server.address() as AddressInfo).port;
+  const config = loadConfig({
+    NODE_ENV: 'production',
+    DATABASE_URL: databaseUrl,
+    DATABASE_POOL_SIZE: '20',
+    SECRET: randomBytes(32).toString('hex'),
+    SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
+    PUBLIC_URL: 'https://news.example',
+    MAIL_FROM: 'The Newsroom <newsletters@news.example>',
+    LOG_LEVEL: 'warn',
+    // One load generator is one IP; the per-IP limit is for the open internet, not this run.
+    SUBSCRIBE_LIMIT_PER_IP: '100000000',
+  });
+  const logger = createLogger(config.logLevel);
+  await database.db
+    .insertInto('newsletters')
+    .values([
+      {
+        slug: 'morning-briefing',
+        name: 'Morning Briefing',
+        from_name: 'The Newsroom',
+        from_email: 'newsletters@news.example',
+      },
+      {
+        slug: 'weekly-explainer',
+        name: 'The Weekly Explainer',
+        from_name: 'The Newsroom',
+        from_email: 'newsletters@news.example',
+      },
+    ])
+    .execute();
+
+  const app = createApp({ db: database.db, config, logger, metrics: new Registry() });
+  const service = await listen(app);
+  const baselineApp = express();
+  baselineApp.post('/api/v1/subscriptions', express.json(), (_req, res) => {
+    res.status(202).json({ message: 'accepted' });
+  });
+  const baseline = await listen(baselineApp);
+
+  const run = randomBytes(3).toString('hex');
+  const subscription = (prefix: string) => (n: number) =>
+    JSON.stringify({
+      email: `${prefix}-${run}-${n}@bench.example`,
+      newsletters: ['morning-briefing', 'weekly-explainer'],
+    });
+
+  // Warm up both (JIT, pool, compiled confirmation mail), then measure.
+  await autocannon({
+    url: `http://127.0.0.1:${portOf(service)}/api/v1/subscriptions`,
+    connections: 10,
+    amount: 500,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: `warm-${run}@bench.example`, newsletters: ['morning-briefing'] }),
+  });
+  const base = await hammer('baseline', portOf(baseline), subscription('base'));
+  const ours = await hammer('subscribe', portOf(service), subscription('sub'));
+
+  console.log(
+    `\nPOST /api/v1/subscriptions, ${connections} connections, ${duration} s, PostgreSQL (autocannon in the same process)`,
+  );
+  console.log('                 req/s     p50 ms   p99 ms   non-2xx   process CPU ms/request');
+  for (const [label, r] of [
+    ['baseline 202', base],
+    ['subscribe', ours],
+  ] as const) {
+    console.log(
+      `${label.padEnd(15)} ${r.rps.toFixed(0).padStart(7)} ${String(r.p50).padStart(9)} ${String(r.p99).padStart(8)} ${String(r.non2xx).padStart(9)} ${r.cpuPerRequest.toFixed(2).padStart(10)}`,
+    );
+  }
+  console.log(
+    `ratio subscribe / baseline: ${(ours.rps / base.rps).toFixed(2)} (target ≥ 0.6, p99 < 50 ms)`,
+  );
+
+  // Latency from the 202 to the mail accepted by SMTP, with the worker polling as in production.
+  await database.db.deleteFrom('outbox').execute();
+  const transport = createMailTransport({
+    smtpUrl: config.smtpUrl,
+    dataDir: config.dataDir,
+    logger,
+  });
+  const worker = new DeliveryWorker({
+    db: database.db,
+    transport,
+    logger,
+    messageIdDomain: config.messageIdDomain,
+  });
+  worker.start();
+  const answered = new Map<string, number>();
+  const total = latencyRate * latencySeconds;
+  const started = performance.now();
+  const inFlight: Promise<void>[] = [];
+  for (let n = 0; n < total; n++) {
+    const due = started + (n * 1000) / latencyRate;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    const email = `lat-${run}-${n}@bench.example`;
+    inFlight.push(
+      fetch(`http://127.0.0.1:${portOf(service)}/api/v1/subscriptions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email, newsletters: ['morning-briefing'] }),
+      }).then(async (response) => {
+        await response.arrayBuffer();
+        if (response.status === 202) answered.set(email, performance.now());
+      }),
+    );
+  }
+  await Promise.all(inFlight);
+  const deadline = performance.now() + 30_000;
+  while (
+    [...answered.keys()].some((email) => !accepted.has(email)) &&
+    performance.now() < deadline
+  ) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await worker.stop();
+  transport.close();
+  const latencies = [...answered]
+    .filter(([email]) => accepted.has(email))
+    .map(([email, at]) => accepted.get(email)! - at)
+    .sort((a, b) => a - b);
+  const sentRate = total / ((performance.now() - started) / 1000);
+  console.log(
+    `\n202 → confirmation mail accepted by SMTP, ${latencyRate} subscriptions/s for ${latencySeconds} s (worker polls every 200 ms when idle)`,
+  );
+  console.log(
+    `mails ${latencies.length}/${answered.size}   p50 ${percentile(latencies, 50).toFixed(0)} ms   p95 ${percentile(latencies, 95).toFixed(0)} ms   max ${(latencies.at(-1) ?? NaN).toFixed(0)} ms   (target p95 < 1000 ms)`,
+  );
+  void sentRate;
+
+  await new Promise((resolve) => service.close(resolve));
+  await new Promise((resolve) => baseline.close(resolve));
+} finally {
+  await new Promise<void>((resolve) => smtp.close(() => resolve()));
+  await database.close();
+  await sql`drop database if exists ${sql.id(name)} with (force)`.execute(admin.db);
+  await admin.close();
+}
