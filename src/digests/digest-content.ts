@@ -61,10 +61,11 @@ export async function renderDigest(
         )
       : `${newsletter.name}: ${headline}`,
   );
-  const preheader = preheaderOf(articles);
+  const masthead = `${newsletter.name} · ${issueDate}`;
+  const preheader = preheaderOf(articles) || masthead;
   const data = {
     title: subject,
-    masthead: `${newsletter.name} · ${issueDate}`,
+    masthead,
     locale: newsletter.locale,
     preheader,
     newsletter: { name: newsletter.name, slug: newsletter.slug },

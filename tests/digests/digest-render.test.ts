@@ -85,6 +85,13 @@ describe('digest rendering', () => {
     expect(digest.text).toContain('Read the full story: https://news.test/2026/story-1\n');
   });
 
+  it('always has a preheader: the lead summary for one article, else the masthead', async () => {
+    const one = await renderDigest(templates, newsletter, [article(1)], options);
+    expect(one.preheader).toBe('Summary of story 1.');
+    const bare = await renderDigest(templates, newsletter, [article(1, { summary: '' })], options);
+    expect(bare.preheader).toBe('Morning Briefing · 26 November 2026');
+  });
+
   it('gives every image a width, a height in its own proportions and alt text', async () => {
     const digest = await renderDigest(
       templates,
