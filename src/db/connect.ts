@@ -41,6 +41,8 @@ export function connectPostgres(url: string, poolSize = 10): DatabaseHandle {
   });
   // A dropped idle connection must not crash the process; the pool replaces it.
   pool.on('error', () => undefined);
+  // Nor may one dropped while checked out between queries (a transaction's): the next query fails instead.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return { db, kind: 'postgres', close: () => db.destroy() };
 }
