@@ -15,7 +15,11 @@ export function subscriptionDepsOf(deps: AppDeps): SubscriptionDeps {
       db: deps.db,
       config: deps.config,
       logger: deps.logger,
-      mail: new ReaderMail(new MailTemplates(), masthead, deps.config.confirmLinkDays),
+      mail: new ReaderMail(
+        new MailTemplates(deps.config.templatesDir),
+        masthead,
+        deps.config.confirmLinkDays,
+      ),
     };
     made.set(deps, subscriptionDeps);
   }
