@@ -28,9 +28,14 @@ async function newsletter(slug: string): Promise<number> {
 
 async function drain(sendId: number): Promise<void> {
   const logger = createLogger('silent');
+  const transport = createMailTransport({
+    smtpUrl: capture.url,
+    dataDir: t.config.dataDir,
+    logger,
+  });
   const worker = new DeliveryWorker({
     db: t.database.db,
-    transport: createMailTransport({ smtpUrl: capture.url, dataDir: t.config.dataDir, logger }),
+    transport,
     logger,
     messageIdDomain: t.config.messageIdDomain,
     config: t.config,
@@ -50,6 +55,7 @@ async function drain(sendId: number): Promise<void> {
     if (handled === 0) await new Promise((resolve) => setTimeout(resolve, 20));
   }
   await worker.stop();
+  transport.close();
 }
 
 async function countSends() {
