@@ -139,6 +139,14 @@ try {
     res.status(202).json({ message: 'accepted' });
   });
   const baseline = await listen(baselineApp);
+  // A reference, not a target: the cheapest handler that writes anything to PostgreSQL.
+  const oneInsertApp = express();
+  oneInsertApp.post('/api/v1/subscriptions', express.json(), async (req, res) => {
+    await sql`insert into rate_limit_counters (key, hits, expires_at)
+      values (${String((req.body as { email: string }).email)}, 1, now())`.execute(database.db);
+    res.status(202).json({ message: 'accepted' });
+  });
+  const oneInsert = await listen(oneInsertApp);
 
   const run = randomBytes(3).toString('hex');
   const subscription = (prefix: string) => (n: number) =>
@@ -157,6 +165,7 @@ try {
     body: JSON.stringify({ email: `warm-${run}@bench.example`, newsletters: ['morning-briefing'] }),
   });
   const base = await hammer('baseline', portOf(baseline), subscription('base'));
+  const insertOnly = await hammer('one insert', portOf(oneInsert), subscription('insert'));
   const ours = await hammer('subscribe', portOf(service), subscription('sub'));
 
   console.log(
@@ -165,6 +174,7 @@ try {
   console.log('                 req/s     p50 ms   p99 ms   non-2xx   process CPU ms/request');
   for (const [label, r] of [
     ['baseline 202', base],
+    ['one INSERT', insertOnly],
     ['subscribe', ours],
   ] as const) {
     console.log(
@@ -173,6 +183,9 @@ try {
   }
   console.log(
     `ratio subscribe / baseline: ${(ours.rps / base.rps).toFixed(2)} (target ≥ 0.6, p99 < 50 ms)`,
+  );
+  console.log(
+    `ratio one INSERT / baseline: ${(insertOnly.rps / base.rps).toFixed(2)}; subscribe / one INSERT: ${(ours.rps / insertOnly.rps).toFixed(2)}`,
   );
 
   // Latency from the 202 to the mail accepted by SMTP, with the worker polling as in production.
@@ -247,6 +260,7 @@ try {
 
   await new Promise((resolve) => service.close(resolve));
   await new Promise((resolve) => baseline.close(resolve));
+  await new Promise((resolve) => oneInsert.close(resolve));
 } finally {
   await new Promise<void>((resolve) => smtp.close(() => resolve()));
   await database.close();
