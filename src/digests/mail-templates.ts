@@ -167,13 +167,23 @@ interface SplitMail {
 // Compiled mail is split at its placeholders once; each reader then costs a few concatenations.
 const splits = new WeakMap<CompiledMail, SplitMail>();
 
+// Callers that rebuild `{html, text}` per reader from the same strings still split only once.
+let lastSplit: SplitMail | undefined;
+
 function splitOf(mail: CompiledMail): SplitMail {
-  const known = splits.get(mail);
-  if (known && known.html === mail.html && known.text === mail.text) return known;
-  const [htmlParts, htmlKeys] = splitAtPlaceholders(mail.html);
-  const [textParts, textKeys] = splitAtPlaceholders(mail.text);
-  const split = { html: mail.html, text: mail.text, htmlParts, htmlKeys, textParts, textKeys };
+  const own = splits.get(mail);
+  // The same string objects compare in constant time; equal copies would cost a full compare.
+  if (own && own.html === mail.html && own.text === mail.text) return own;
+  let split: SplitMail;
+  if (lastSplit && lastSplit.html === mail.html && lastSplit.text === mail.text) {
+    split = { ...lastSplit, html: mail.html, text: mail.text };
+  } else {
+    const [htmlParts, htmlKeys] = splitAtPlaceholders(mail.html);
+    const [textParts, textKeys] = splitAtPlaceholders(mail.text);
+    split = { html: mail.html, text: mail.text, htmlParts, htmlKeys, textParts, textKeys };
+  }
   splits.set(mail, split);
+  lastSplit = split;
   return split;
 }
 

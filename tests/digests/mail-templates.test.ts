@@ -55,3 +55,38 @@ describe('mail templates', () => {
     );
   });
 });
+
+describe('personalise', () => {
+  const compiled = {
+    html: '<a href="%%{unsubscribe_url}%%">U</a> <a href="%%{preferences_url}%%">P</a> %%{unsubscribe_url}%% %%{unknown}%%',
+    text: 'U: %%{unsubscribe_url}%%\nP: %%{preferences_url}%%\n',
+  };
+
+  it('fills every occurrence, escapes for HTML only, empties unknown names', () => {
+    const mail = personalise(compiled, {
+      unsubscribe_url: 'https://news.test/u?a=1&b=<2>',
+      preferences_url: 'https://news.test/p',
+    });
+    expect(mail.html).toBe(
+      '<a href="https://news.test/u?a=1&#38;b=&#60;2&#62;">U</a> <a href="https://news.test/p">P</a> https://news.test/u?a=1&#38;b=&#60;2&#62; ',
+    );
+    expect(mail.text).toBe('U: https://news.test/u?a=1&b=<2>\nP: https://news.test/p\n');
+  });
+
+  it('gives each reader their own values, however the compiled mail is passed in', () => {
+    for (let reader = 0; reader < 3; reader++) {
+      const values = { unsubscribe_url: `u${reader}`, preferences_url: `p${reader}` };
+      const same = personalise(compiled, values);
+      const copy = personalise({ html: compiled.html, text: compiled.text }, values);
+      expect(copy).toEqual(same);
+      expect(same.text).toBe(`U: u${reader}\nP: p${reader}\n`);
+    }
+    const other = personalise(
+      { html: 'x %%{preferences_url}%%', text: '%%{preferences_url}%%' },
+      {
+        preferences_url: 'p',
+      },
+    );
+    expect(other).toEqual({ html: 'x p', text: 'p' });
+  });
+});
