@@ -4,6 +4,9 @@ import { importFeed, loadFeed } from './articles/feed-import.service.ts';
 import { ConfigError, loadConfig, withEmbeddedSecret } from './config.ts';
 import { DatabaseUnreachableError, connectDatabase, type DatabaseHandle } from './db/connect.ts';
 import { migrateDown, migrateToLatest } from './db/migrate.ts';
+import { createSend, startSend } from './delivery/sends.service.ts';
+import { buildDigest } from './digests/digest.service.ts';
+import { MailTemplates } from './digests/mail-templates.ts';
 import { DomainError } from './errors.ts';
 import { runUntilSignalled } from './main.ts';
 
@@ -57,6 +60,46 @@ program
     for (const skip of result.skipped)
       console.log(`  entry ${skip.index + 1} skipped: ${skip.reason}`);
   });
+
+program
+  .command('send <newsletter>')
+  .description("freeze the newsletter's digest into a send and start it now (or --at a time)")
+  .option('--subject <subject>', "the subject (default: the newsletter's template)")
+  .option('--at <time>', 'start at this ISO 8601 time instead of now')
+  .option('--idempotency-key <key>', 'the same key twice gives the same send (for cron)')
+  .option('--draft', 'only create the send; start it later through the API')
+  .action(
+    async (
+      slug: string,
+      options: { subject?: string; at?: string; idempotencyKey?: string; draft?: boolean },
+    ) => {
+      const scheduledAt = options.at ? new Date(options.at) : undefined;
+      if (scheduledAt && Number.isNaN(scheduledAt.getTime())) {
+        throw new DomainError(
+          'invalid',
+          'invalid_time',
+          `--at ${options.at} is not an ISO 8601 time`,
+        );
+      }
+      const config = await withEmbeddedSecret(loadConfig());
+      const send = await withDatabase(async ({ db }) => {
+        const templates = new MailTemplates(config.templatesDir);
+        const { send: created } = await createSend(
+          db,
+          (newsletter, request) => buildDigest(db, { templates, config }, newsletter, request),
+          slug,
+          { subject: options.subject },
+          { createdBy: 'cli', idempotencyKey: options.idempotencyKey },
+        );
+        if (options.draft || created.status !== 'draft') return created;
+        return startSend(db, created.id, { scheduledAt, startedBy: 'cli' });
+      });
+      const when = send.scheduledAt ? ` at ${send.scheduledAt.toISOString()}` : '';
+      console.log(
+        `send ${send.id} of ${send.newsletter}: ${send.status}${when}, ${send.recipients} readers`,
+      );
+    },
+  );
 
 const token = program.command('token').description('editor and system tokens');
 token
