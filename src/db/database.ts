@@ -53,17 +53,17 @@ export interface ArticlesTable {
   external_id: string | null;
   url: string;
   title: string;
-  summary: string;
-  authors: string[];
+  summary: ColumnType<string, string | undefined, string>;
+  authors: ColumnType<string[], string[] | undefined, string[]>;
   image_url: string | null;
   image_alt: string | null;
   image_width: number | null;
   image_height: number | null;
   section: string | null;
-  tags: string[];
+  tags: ColumnType<string[], string[] | undefined, string[]>;
   published_at: ColumnType<Date, Date | string, Date | string>;
   updated_at: NullableTimestamp;
-  source: string;
+  source: ColumnType<string, string | undefined, string>;
   created_at: CreatedAt;
   ingested_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
