@@ -112,6 +112,11 @@ export class MailTemplates {
     data: Record<string, unknown>,
   ): Promise<string> {
     const file = this.locate(`${name}${extension}`);
+    if (!existsSync(file)) {
+      throw new TemplateError(`template ${name}${extension} is not in ${this.roots.join(' or ')}`, {
+        file: `${name}${extension}`,
+      });
+    }
     try {
       return await engine.renderFile(name, data);
     } catch (error) {
