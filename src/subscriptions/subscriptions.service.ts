@@ -136,7 +136,10 @@ async function queueConfirmation(
         : `Please confirm your subscription to ${names.length} newsletters`,
     html: mail.html,
     text: mail.text,
-    headers: { 'Auto-Submitted': 'auto-generated' },
+    headers: {
+      'Auto-Submitted': 'auto-generated',
+      'List-Id': `<confirmations.${config.messageIdDomain}>`,
+    },
   });
   if (!config.smtpUrl) {
     logger.info({ subscriberId: subscriber.id, confirmUrl }, 'confirmation link (no SMTP_URL set)');
@@ -304,8 +307,8 @@ export async function confirm(
         ).map(async (row) => ({ row, compiled: await deps.mail.welcome(row) })),
       )
     : [];
-  await db.transaction().execute(async (trx) => {
-    if (await repository.isSuppressed(trx, holder.subscriber.email_normalized)) return;
+  const changed = await db.transaction().execute(async (trx) => {
+    if (await repository.isSuppressed(trx, holder.subscriber.email_normalized)) return false;
     const confirmed = await repository.confirmPending(
       trx,
       holder.subscriber.id,
@@ -341,15 +344,17 @@ export async function confirm(
         html: mail.html,
         text: mail.text,
         headers: {
+          'List-Id': listId(row.name, `${row.slug}.${config.messageIdDomain}`),
           'List-Unsubscribe': `<${links.unsubscribeUrl}>`,
           'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
           ...(row.reply_to ? { 'Reply-To': row.reply_to } : {}),
         },
       });
     }
+    return confirmed.length > 0;
   });
   const after = await readerNewsletters(db, holder.subscriber.id, holder.newsletterIds);
-  return { state: 'confirmed', newsletters: after };
+  return { state: changed ? 'confirmed' : confirmState(holder, after), newsletters: after };
 }
 
 /** An expired confirmation link offers a fresh one; the daily cap still applies. */
@@ -511,7 +516,17 @@ export async function savePreferences(
 }
 
 function formatSender(name: string, address: string): string {
-  return `"${name.replace(/["\\]/g, '\\$&')}" <${address}>`;
+  return `${quoted(name)} <${address}>`;
+}
+
+// nodemailer would MIME-encode a quoted or non-ASCII name together with the id, so such names are left out.
+function listId(name: string, id: string): string {
+  return /^[\w .'-]+$/.test(name) ? `${name} <${id}>` : `<${id}>`;
+}
+
+// Newsletter names are free of control characters (newsletters.schemas.ts); quotes are escaped here.
+function quoted(name: string): string {
+  return `"${name.replace(/["\\]/g, '\\$&')}"`;
 }
 
 export interface Reader {

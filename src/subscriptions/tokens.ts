@@ -26,9 +26,16 @@ const VERSION = '1';
 const TAG_BYTES = 16;
 const MAX_TOKEN_LENGTH = 512;
 
+const linkKeys = new Map<string, Buffer>();
+
 // A key of its own for links, so SECRET can sign other things without a token crossing over.
 function linkKey(secret: string): Buffer {
-  return createHmac('sha256', secret).update('broadsheet/reader-links/v1').digest();
+  let key = linkKeys.get(secret);
+  if (!key) {
+    key = createHmac('sha256', secret).update('broadsheet/reader-links/v1').digest();
+    linkKeys.set(secret, key);
+  }
+  return key;
 }
 
 function tag(secret: string, payload: string): string {

@@ -147,6 +147,7 @@ describe('the reader journey, through a real SMTP listener', () => {
       .split(/\r?\n\r?\n/)[0]!
       .replace(/\r?\n\s+/g, ' ');
     expect(headers).toContain(`List-Unsubscribe: <http://news.test${unsubscribePath}>`);
+    expect(headers).toMatch(/^List-ID: Morning Briefing <morning-briefing\.news\.test>$/im);
     expect(morning.parsed.html).toContain(`http://news.test${unsubscribePath}`);
   });
 
