@@ -301,7 +301,7 @@ export async function recordSubscriptionRequest(
       insert into subscriptions as existing (subscriber_id, newsletter_id, status, source)
       select subscriber.id, wanted.newsletter_id, 'pending', ${request.source}::text
       from subscriber,
-        (values ${sql.join(request.newsletterIds.map((id) => sql`(${id}::bigint)`))}) as wanted (newsletter_id)
+        (values ${sql.join(inLockOrder(request.newsletterIds).map((id) => sql`(${id}::bigint)`))}) as wanted (newsletter_id)
       where subscriber.status = 'active'
       on conflict (subscriber_id, newsletter_id) do update set
         status = case when existing.status = 'confirmed' then 'confirmed' else 'pending' end,
@@ -341,4 +341,9 @@ export async function recordSubscriptionRequest(
     pendingNewsletterIds: row.pending.map(Number),
     confirmationMailsToday: Number(row.cap_hits ?? 0),
   };
+}
+
+// Rows of one reader are always locked in newsletter order, so two requests cannot deadlock.
+function inLockOrder(ids: number[]): number[] {
+  return [...ids].sort((a, b) => a - b);
 }

@@ -228,6 +228,34 @@ describe('abuse defences', () => {
     expect(mails.filter((mail) => mail.envelope.to[0] === 'bombed@example.com')).toHaveLength(3);
   });
 
+  it('holds under concurrent posts of one new address in any order: one subscriber, at most the cap in mail', async () => {
+    const before = (await t.deliver()).length;
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, index) =>
+        t.subscribe(
+          {
+            email: 'Racer@example.com',
+            newsletters:
+              index % 2
+                ? ['morning-briefing', 'weekly-explainer']
+                : ['weekly-explainer', 'morning-briefing'],
+          },
+          `198.51.100.${100 + index}`,
+        ),
+      ),
+    );
+    expect(answers.map((answer) => answer.status)).toEqual(Array(8).fill(202));
+    const subscribers = await t.database.db
+      .selectFrom('subscribers')
+      .select('id')
+      .where('email_normalized', '=', 'racer@example.com')
+      .execute();
+    expect(subscribers).toHaveLength(1);
+    const mails = (await t.deliver()).slice(before);
+    expect(mails.length).toBeGreaterThanOrEqual(1);
+    expect(mails.length).toBeLessThanOrEqual(3);
+  });
+
   it('limits attempts per address however many networks they come from', async () => {
     const limited = [];
     for (let attempt = 0; attempt < 12; attempt++) {
