@@ -17,14 +17,20 @@ export interface MailLane {
 }
 
 const RENEW_EVERY_MS = 1_000;
+// A closed pool's sockets are gone well within this; only then are its slots given back.
+const CLOSE_GRACE_MS = 500;
 
 /**
  * This worker's share of a lane: the connection slots it holds (renewed about once a second, so
  * a dead worker's slots come free when its lease runs out) and the sending tokens it takes.
+ * Connections are closed before their slots are given back, so all workers together never have
+ * more open than the lane allows.
  */
 export class LaneShare {
-  private connections = 0;
+  private held = 0;
+  private usable = 0;
   private renewedAt = 0;
+  private closedAt = 0;
   private transporter: Transporter | undefined;
   private openedFor = 0;
   private allowance = 0;
@@ -37,32 +43,73 @@ export class LaneShare {
     private readonly leaseSeconds: number,
   ) {}
 
-  /** How many messages this worker may have in flight on the lane now. */
+  /** How many messages this worker may have in flight on the lane now; call between batches. */
   async hold(): Promise<number> {
-    if (Date.now() - this.renewedAt < RENEW_EVERY_MS && this.connections > 0) {
-      return this.connections;
-    }
+    if (Date.now() - this.renewedAt >= RENEW_EVERY_MS || this.usable === 0) await this.renew();
+    // A resized pool is opened again only once the old one's sockets are gone.
+    return Date.now() - this.closedAt < CLOSE_GRACE_MS ? 0 : this.usable;
+  }
+
+  private async renew(): Promise<void> {
     const live = await announceWorker(this.db, this.workerId, this.leaseSeconds);
     const fairShare = Math.ceil(this.lane.maxConnections / live);
-    this.connections = await holdConnectionSlots(
+    const owned = this.lane.owned;
+    // Shrinking: the connections close first and their slots are kept until they are gone.
+    if (owned && this.transporter && this.openedFor > fairShare) this.closeTransporter();
+    const closing = Date.now() - this.closedAt < CLOSE_GRACE_MS;
+    this.held = await holdConnectionSlots(
       this.db,
       { workerId: this.workerId, transport: this.lane.name },
       this.lane.maxConnections,
-      fairShare,
+      closing ? Math.max(fairShare, this.held) : fairShare,
       this.leaseSeconds,
     );
+    this.usable = Math.min(this.held, fairShare);
+    // Growing: the slots are held already; the old, smaller pool closes before a bigger one opens.
+    if (owned && this.transporter && this.openedFor !== this.usable) this.closeTransporter();
     this.renewedAt = Date.now();
-    return this.connections;
   }
 
   /** The transporter sized to the slots held; call between batches, when nothing is in flight. */
   transporterFor(connections: number): Transporter {
-    if (!this.transporter || (this.lane.owned && this.openedFor !== connections)) {
-      if (this.lane.owned) this.transporter?.close();
+    if (!this.transporter) {
       this.transporter = this.lane.open(connections);
       this.openedFor = connections;
     }
     return this.transporter;
+  }
+
+  /**
+   * Closes this lane's connections when there is no work, and gives the slots back on a later
+   * idle pass, once the connections are surely gone.
+   */
+  async release(): Promise<void> {
+    if (this.transporter) this.closeTransporter();
+    if (this.renewedAt === 0 || Date.now() - this.closedAt < CLOSE_GRACE_MS) return;
+    await holdConnectionSlots(
+      this.db,
+      { workerId: this.workerId, transport: this.lane.name },
+      this.lane.maxConnections,
+      0,
+      this.leaseSeconds,
+    );
+    this.held = 0;
+    this.usable = 0;
+    this.renewedAt = 0;
+  }
+
+  /** Closes the connections and waits until their slots may be given back. */
+  async close(): Promise<void> {
+    if (!this.transporter) return;
+    this.closeTransporter();
+    if (this.lane.owned) await new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS));
+  }
+
+  private closeTransporter(): void {
+    if (this.lane.owned) this.transporter?.close();
+    this.transporter = undefined;
+    this.openedFor = 0;
+    this.closedAt = Date.now();
   }
 
   /** Waits for the lane's rate to allow one more message; false when the worker stops first. */
@@ -93,24 +140,5 @@ export class LaneShare {
     }
     this.allowance -= 1;
     return true;
-  }
-
-  /** Gives this lane's slots back, e.g. when there is no work or the worker stops. */
-  async release(): Promise<void> {
-    if (this.renewedAt === 0) return;
-    this.connections = 0;
-    this.renewedAt = 0;
-    await holdConnectionSlots(
-      this.db,
-      { workerId: this.workerId, transport: this.lane.name },
-      this.lane.maxConnections,
-      0,
-      this.leaseSeconds,
-    );
-  }
-
-  close(): void {
-    if (this.lane.owned) this.transporter?.close();
-    this.transporter = undefined;
   }
 }

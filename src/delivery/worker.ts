@@ -72,8 +72,7 @@ export class DeliveryWorker {
         open: () => options.transport,
         owned: false,
       };
-      // Slots are renewed every second, so a short lease frees a dead worker's connections soon.
-      this.share = new LaneShare(options.db, lane, this.workerId, Math.min(this.leaseSeconds, 10));
+      this.share = new LaneShare(options.db, lane, this.workerId, this.slotLeaseSeconds);
       this.recorder = new LedgerRecorder(options.db, {
         maxAttempts: options.maxAttempts ?? config.delivery.maxAttempts,
         retrySeconds: config.delivery.retrySeconds,
@@ -86,6 +85,11 @@ export class DeliveryWorker {
 
   private get leaseSeconds(): number {
     return this.options.leaseSeconds ?? this.options.config?.delivery.leaseSeconds ?? 60;
+  }
+
+  // Slots are renewed between batches, so a short lease frees a dead worker's connections soon.
+  private get slotLeaseSeconds(): number {
+    return Math.min(this.leaseSeconds, 10);
   }
 
   private get batchSize(): number {
@@ -105,10 +109,10 @@ export class DeliveryWorker {
     await this.loop;
     await this.recorder?.flushBefore(Date.now() + this.leaseSeconds * 1000);
     if (this.share) {
+      await this.share.close();
       await retireWorker(this.options.db, this.workerId).catch((error: unknown) =>
         this.options.logger.warn({ err: error }, 'could not give connection slots back'),
       );
-      this.share.close();
     }
   }
 
@@ -212,8 +216,9 @@ export class DeliveryWorker {
   ): Promise<void> {
     const { db, logger } = this.options;
     const recorder = this.recorder!;
-    // Stop handing rows to the relay well before the lease ends, so no other worker can take them.
-    const deadline = Date.now() + this.leaseSeconds * 800;
+    // Stop handing rows to the relay well before either lease ends (the rows' or the connection
+    // slots'), so no other worker can take what this one is still using.
+    const deadline = Date.now() + Math.min(this.leaseSeconds, this.slotLeaseSeconds) * 800;
     const { send, prepared } = await this.prepared(claims[0]!.sendId);
     const transporter = share.transporterFor(connections);
     const queue = [...claims];
