@@ -1,5 +1,5 @@
 import cors from 'cors';
-import express, { Router, type Request, type Response } from 'express';
+import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
 import { DomainError } from '../errors.ts';
 import { requireRole } from '../http/auth.ts';
@@ -50,7 +50,9 @@ export function subscribeRouter(appDeps: AppDeps): Router {
   router.post(
     SUBSCRIBE_PATH,
     express.json({ limit: config.bodyLimit, strict: true }),
-    express.urlencoded({ extended: false, limit: config.bodyLimit, parameterLimit: 200 }),
+    readingFormFields(
+      express.urlencoded({ extended: false, limit: config.bodyLimit, parameterLimit: 200 }),
+    ),
     async (req, res) => {
       if (req.is('application/json')) {
         const input = parseInput(subscribeSchema, req.body);
@@ -168,6 +170,19 @@ export function readersRouter({ db, config }: AppDeps): Router {
 }
 
 const slugParams = z.object({ slug: slugSchema });
+
+// The shared error handler knows JSON parser failures; a form with too many fields is named here.
+function readingFormFields(parser: RequestHandler): RequestHandler {
+  return (req, res, next) => {
+    parser(req, res, (error?: unknown) => {
+      if ((error as { type?: string } | undefined)?.type === 'parameters.too.many') {
+        next(new DomainError('too_large', 'too_many_fields', 'the form has too many fields'));
+        return;
+      }
+      next(error as Error | undefined);
+    });
+  };
+}
 
 function firstOf(value: string | string[] | undefined): string {
   return (Array.isArray(value) ? value[0] : value) ?? '';

@@ -194,6 +194,14 @@ describe('bad requests: a clear 4xx, nothing stored', () => {
         'invalid_request',
       ],
     ];
+    cases.push([
+      request(t.app)
+        .post('/api/v1/subscriptions')
+        .type('form')
+        .send(Array.from({ length: 300 }, (_, index) => `newsletters=n${index}`).join('&')),
+      413,
+      'too_many_fields',
+    ]);
     for (const [pending, status, code] of cases) {
       const answer = await pending;
       expect(answer.status).toBe(status);
