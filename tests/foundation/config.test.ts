@@ -34,6 +34,14 @@ describe('configuration', () => {
     expect(() => loadConfig({ [name]: value })).toThrow(message);
   });
 
+  it('takes an empty variable as unset', () => {
+    expect(loadConfig({ DATABASE_URL: '', SMTP_URL: '', PORT: '' })).toMatchObject({
+      databaseUrl: undefined,
+      smtpUrl: undefined,
+      port: 3000,
+    });
+  });
+
   it('reads lists and trims the public URL', () => {
     const config = loadConfig({
       SITE_ORIGINS: 'https://a.example, https://b.example',
