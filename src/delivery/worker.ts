@@ -219,7 +219,14 @@ export class DeliveryWorker {
     // Stop handing rows to the relay well before either lease ends (the rows' or the connection
     // slots'), so no other worker can take what this one is still using.
     const deadline = Date.now() + Math.min(this.leaseSeconds, this.slotLeaseSeconds) * 800;
-    const { send, prepared } = await this.prepared(claims[0]!.sendId);
+    let preparedSend: PreparedSend;
+    try {
+      preparedSend = await this.prepared(claims[0]!.sendId);
+    } catch (error) {
+      await releaseDeliveries(db, claims).catch(() => undefined);
+      throw error;
+    }
+    const { send, prepared } = preparedSend;
     const transporter = share.transporterFor(connections);
     const queue = [...claims];
     const unsent: ClaimedDelivery[] = [];
@@ -234,7 +241,14 @@ export class DeliveryWorker {
           });
           continue;
         }
-        if (!keepGoing() || !(await share.takeToken(queue.length + 1, keepGoing))) {
+        let mayGo: boolean;
+        try {
+          mayGo = keepGoing() && (await share.takeToken(queue.length + 1, keepGoing));
+        } catch (error) {
+          logger.warn({ err: error }, 'sending rate unavailable; giving the batch back');
+          mayGo = false;
+        }
+        if (!mayGo) {
           unsent.push(claim, ...queue.splice(0));
           return;
         }
@@ -262,17 +276,17 @@ export class DeliveryWorker {
   ): Promise<Outcome> {
     const config = this.options.config!;
     const messageId = newsletterMessageId(this.options.messageIdDomain, claim);
-    const links = readerLinks(config, {
-      subscriberId: claim.subscriberId,
-      newsletterId: send.newsletterId,
-    });
-    const raw = messageFor(prepared, {
-      to: claim.email,
-      messageId,
-      date: new Date(),
-      values: { unsubscribe_url: links.unsubscribeUrl, preferences_url: links.preferencesUrl },
-    });
     try {
+      const links = readerLinks(config, {
+        subscriberId: claim.subscriberId,
+        newsletterId: send.newsletterId,
+      });
+      const raw = messageFor(prepared, {
+        to: claim.email,
+        messageId,
+        date: new Date(),
+        values: { unsubscribe_url: links.unsubscribeUrl, preferences_url: links.preferencesUrl },
+      });
       await transporter.sendMail({
         envelope: { from: send.newsletter.fromEmail, to: [claim.emailNormalized] },
         raw,
