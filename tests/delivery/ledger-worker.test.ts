@@ -1,4 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { dkimVerify } from 'mailauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
@@ -369,6 +372,31 @@ describe('the delivery ledger and worker', () => {
       .where('holder', 'is not', null)
       .execute();
     expect(slots).toHaveLength(0);
+  });
+
+  it("on embedded defaults (no SMTP_URL) writes each reader's message as an .eml file", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'broadsheet-eml-'));
+    const newsletterId = await seedNewsletter(database.db, 'embedded');
+    await seedReaders(database.db, newsletterId, 3, { prefix: 'embedded' });
+    const sendId = await seedSend(database.db, newsletterId);
+    await startSend(database.db, sendId, { startedBy: 'test' });
+    const config = workerConfig({ DATA_DIR: dataDir });
+    const logger = createLogger(config.logLevel);
+    const worker = new DeliveryWorker({
+      db: database.db,
+      transport: createMailTransport({ dataDir, logger }),
+      logger,
+      messageIdDomain: config.messageIdDomain,
+      config,
+      lanes: [createMailLane({ dataDir, logger, messagesPerSecond: 0, maxConnections: 5 })],
+    });
+    await drain(worker, sendId);
+    const files = await readdir(join(dataDir, 'mail'));
+    expect(files).toHaveLength(3);
+    const eml = await readFile(join(dataDir, 'mail', files[0]!), 'utf8');
+    expect(eml).toMatch(/^List-Unsubscribe: <https:\/\/news\.test\/unsubscribe\//m);
+    expect(eml).toMatch(/^To: embedded-\d@readers\.test/m);
+    await rm(dataDir, { recursive: true, force: true });
   });
 
   it('signs with DKIM when a key is configured, and the signature verifies', async () => {
