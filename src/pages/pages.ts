@@ -24,12 +24,6 @@ const pageStatus: Partial<Record<ErrorKind, number>> = {
   rate_limited: 429,
 };
 
-interface ParserError {
-  status?: number;
-  statusCode?: number;
-  code?: string;
-}
-
 /** Readers see a page, not JSON, when something is wrong with what their browser sent. */
 export function pageErrors(pages: PageTemplates): ErrorRequestHandler {
   return async (error, _req, res, next) => {
@@ -40,11 +34,10 @@ export function pageErrors(pages: PageTemplates): ErrorRequestHandler {
       });
       return;
     }
-    const parser = error as ParserError;
-    const status = parser.status ?? parser.statusCode;
-    // Body parsers and multer report a malformed request with a 4xx status or a LIMIT_ code.
-    if ((status && status >= 400 && status < 500) || parser.code?.startsWith('LIMIT_')) {
-      await pages.send(res, status && status >= 400 && status < 500 ? status : 400, 'problem', {
+    const status = (error as { status?: number }).status;
+    // Body parsers report what they could not read with a 4xx status.
+    if (status && status >= 400 && status < 500) {
+      await pages.send(res, status, 'problem', {
         title: 'Something is not right',
         message: 'your browser sent a form we could not read; please try again',
       });

@@ -6,6 +6,7 @@ import { subscriptionDepsOf } from '../subscriptions/deps.ts';
 import { readerLinks } from '../subscriptions/links.ts';
 import { requesterOf } from '../subscriptions/subscriptions.routes.ts';
 import * as subscriptions from '../subscriptions/subscriptions.service.ts';
+import { readingBody } from './form-body.ts';
 import { pageErrors, pageTemplatesOf } from './pages.ts';
 
 type Form = Record<string, string | string[] | undefined>;
@@ -20,8 +21,10 @@ export function readerPagesRouter(appDeps: AppDeps): Router {
   const pages = pageTemplatesOf(appDeps);
   const router = Router();
   const forms = [
-    express.urlencoded({ extended: false, limit: '10kb', parameterLimit: 200 }),
-    multer({ limits: { fieldSize: 10_000, fields: 200, files: 0, parts: 200 } }).none(),
+    readingBody(express.urlencoded({ extended: false, limit: '10kb', parameterLimit: 200 })),
+    readingBody(
+      multer({ limits: { fieldSize: 10_000, fields: 200, files: 0, parts: 200 } }).none(),
+    ),
   ];
   const tokenOf = (req: Request) => String(req.params.token ?? '');
   const formOf = (req: Request) => (req.body ?? {}) as Form;

@@ -1,5 +1,5 @@
 import cors from 'cors';
-import express, { Router, type Request, type RequestHandler, type Response } from 'express';
+import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { DomainError } from '../errors.ts';
 import { requireRole } from '../http/auth.ts';
@@ -9,6 +9,7 @@ import { errorResponses, openApiRegistry } from '../http/openapi.ts';
 import { parseInput } from '../http/validation.ts';
 import { slugSchema } from '../newsletters/newsletters.schemas.ts';
 import * as newsletterService from '../newsletters/newsletters.service.ts';
+import { readingBody } from '../pages/form-body.ts';
 import { pageTemplatesOf } from '../pages/pages.ts';
 import { subscriptionDepsOf } from './deps.ts';
 import {
@@ -49,8 +50,8 @@ export function subscribeRouter(appDeps: AppDeps): Router {
 
   router.post(
     SUBSCRIBE_PATH,
-    express.json({ limit: config.bodyLimit, strict: true }),
-    readingFormFields(
+    readingBody(express.json({ limit: config.bodyLimit, strict: true })),
+    readingBody(
       express.urlencoded({ extended: false, limit: config.bodyLimit, parameterLimit: 200 }),
     ),
     async (req, res) => {
@@ -170,19 +171,6 @@ export function readersRouter({ db, config }: AppDeps): Router {
 }
 
 const slugParams = z.object({ slug: slugSchema });
-
-// The shared error handler knows JSON parser failures; a form with too many fields is named here.
-function readingFormFields(parser: RequestHandler): RequestHandler {
-  return (req, res, next) => {
-    parser(req, res, (error?: unknown) => {
-      if ((error as { type?: string } | undefined)?.type === 'parameters.too.many') {
-        next(new DomainError('too_large', 'too_many_fields', 'the form has too many fields'));
-        return;
-      }
-      next(error as Error | undefined);
-    });
-  };
-}
 
 function firstOf(value: string | string[] | undefined): string {
   return (Array.isArray(value) ? value[0] : value) ?? '';
