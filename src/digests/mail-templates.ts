@@ -1,7 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Liquid, LiquidError } from 'liquidjs';
-import mjml2html from 'mjml';
 import { DomainError } from '../errors.ts';
 
 export const DEFAULT_TEMPLATES_DIR = fileURLToPath(new URL('../../templates', import.meta.url));
@@ -87,6 +86,8 @@ export class MailTemplates {
 
   async compileMjml(name: string, mjml: string): Promise<string> {
     try {
+      // MJML weighs about 60 MB once loaded; processes that only deliver frozen mail never load it.
+      const { default: mjml2html } = await import('mjml');
       const compiled = await mjml2html(mjml, { validationLevel: 'strict', keepComments: false });
       return compiled.html;
     } catch (error) {
