@@ -127,7 +127,10 @@ describe.skipIf(!onPostgres)('worker processes against one PostgreSQL', () => {
       startedBy: 'test',
     });
     relay.peakConnections = 0;
-    const workers = [1, 2, 3].map(() => spawnWorker({ SMTP_MAX_CONNECTIONS: '4' }));
+    // Nobody dies here, so a long lease keeps a worker slowed by a busy machine from losing rows.
+    const workers = [1, 2, 3].map(() =>
+      spawnWorker({ SMTP_MAX_CONNECTIONS: '4', WORKER_LEASE_SECONDS: '20' }),
+    );
     const began = Date.now();
     try {
       await untilSent(sendId, 150_000);
