@@ -192,7 +192,7 @@ describe.skipIf(!onPostgres)('worker processes against one PostgreSQL', () => {
   it('SIGTERM stops claiming and drains: no row left leased, ledger and listener agree', async () => {
     const { sendId } = await newSend('drained', 600);
     await startSend(database.db, sendId, { startedBy: 'test' });
-    const worker = spawnWorker({ SEND_RATE_PER_SECOND: '200' });
+    const worker = spawnWorker({ SEND_RATE_PER_SECOND: '200', WORKER_LEASE_SECONDS: '20' });
     await eventually(
       async () => messagesOf('drained').length,
       (n) => n >= 60,
