@@ -9,6 +9,22 @@ export async function findSendById(db: Db, id: number): Promise<SendRow | undefi
   return db.selectFrom('sends').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
+/** Newest first, keyset-paged by id. */
+export async function listSendsOfNewsletter(
+  db: Db,
+  newsletterId: number,
+  page: { before?: number; limit: number },
+): Promise<SendRow[]> {
+  let query = db
+    .selectFrom('sends')
+    .selectAll()
+    .where('newsletter_id', '=', newsletterId)
+    .orderBy('id', 'desc')
+    .limit(page.limit);
+  if (page.before !== undefined) query = query.where('id', '<', page.before);
+  return query.execute();
+}
+
 /** Locks the send so status changes on it happen one at a time. */
 export async function lockSend(db: Db, id: number): Promise<SendRow | undefined> {
   return db.selectFrom('sends').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();

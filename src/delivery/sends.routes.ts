@@ -15,6 +15,7 @@ import {
   emptyBodySchema,
   idempotencyKeySchema,
   sendIdParams,
+  sendListQuerySchema,
   sendProgressSchema,
   sendSchema,
   startSendSchema,
@@ -63,6 +64,13 @@ export function sendsRouter({ db, config }: AppDeps): Router {
       .status(replayed ? 200 : 201)
       .location(`/api/v1/sends/${send.id}`)
       .json(present(send));
+  });
+
+  router.get('/newsletters/:slug/sends', editor, async (req, res) => {
+    const { slug } = parseInput(slugParams, req.params, 'path');
+    const page = parseInput(sendListQuerySchema, req.query, 'query');
+    const { sends: list, nextBefore } = await sends.listSends(db, slug, page);
+    res.json({ sends: list.map(present), nextBefore });
   });
 
   router.get('/sends/:id', editor, async (req, res) => {
@@ -141,6 +149,20 @@ openApiRegistry.registerPath({
     201: { description: 'created', ...json(sendSchema) },
     200: { description: 'the send this Idempotency-Key made before', ...json(sendSchema) },
     ...errorResponses(400, 401, 403, 404, 409, 422),
+  },
+});
+openApiRegistry.registerPath({
+  method: 'get',
+  path: '/api/v1/newsletters/{slug}/sends',
+  summary: "A newsletter's sends, newest first",
+  security,
+  request: { params: slugParams, query: sendListQuerySchema },
+  responses: {
+    200: {
+      description: 'one page',
+      ...json(z.object({ sends: z.array(sendSchema), nextBefore: z.number().nullable() })),
+    },
+    ...errorResponses(400, 401, 403, 404),
   },
 });
 openApiRegistry.registerPath({

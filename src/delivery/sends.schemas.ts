@@ -46,6 +46,22 @@ export const testSendSchema = z
   .strict()
   .openapi('TestSend');
 
+export const sendListQuerySchema = z
+  .object({
+    before: z
+      .string()
+      .regex(/^\d{1,15}$/, 'must be a send id from nextBefore')
+      .transform(Number)
+      .optional(),
+    limit: z
+      .string()
+      .regex(/^\d{1,3}$/, 'must be a number from 1 to 100')
+      .transform(Number)
+      .refine((n) => n >= 1 && n <= 100, 'must be a number from 1 to 100')
+      .default(20),
+  })
+  .strict();
+
 export const deliveryStatusSchema = z.enum(['queued', 'sending', 'sent', 'failed', 'skipped']);
 
 export const deliveriesQuerySchema = z

@@ -128,6 +128,21 @@ export async function createSend(
   }
 }
 
+export async function listSends(
+  db: Db,
+  slug: string,
+  page: { before?: number; limit: number },
+): Promise<{ sends: Send[]; nextBefore: number | null }> {
+  const newsletter = await findNewsletterBySlug(db, slug);
+  if (!newsletter) throw newsletterNotFound(slug);
+  const rows = await repository.listSendsOfNewsletter(db, newsletter.id, page);
+  const last = rows.at(-1);
+  return {
+    sends: rows.map((row) => toSend(row, slug)),
+    nextBefore: rows.length === page.limit && last ? last.id : null,
+  };
+}
+
 export async function getSend(db: Db, id: number): Promise<Send> {
   const row = await repository.findSendById(db, id);
   if (!row) throw sendNotFound(id);

@@ -334,6 +334,23 @@ describe('sends API', () => {
     expect((await sendStatus(t.database.db, created.body.id)).status).toBe('draft');
   });
 
+  it("lists a newsletter's sends, newest first, a page at a time", async () => {
+    const first = await request(t.app).get('/api/v1/newsletters/daily/sends?limit=2').set(editor());
+    expect(first.status).toBe(200);
+    expect(first.body.sends).toHaveLength(2);
+    expect(first.body.sends[0].id).toBeGreaterThan(first.body.sends[1].id);
+    expect(first.body.sends.every((s: { newsletter: string }) => s.newsletter === 'daily')).toBe(
+      true,
+    );
+    const rest = await request(t.app)
+      .get(`/api/v1/newsletters/daily/sends?before=${first.body.nextBefore}`)
+      .set(editor());
+    expect(rest.body.sends.map((s: { id: number }) => s.id)).toContain(sendId);
+    expect(rest.body.nextBefore).toBeNull();
+    const bad = await request(t.app).get('/api/v1/newsletters/daily/sends?limit=500').set(editor());
+    expect(bad.status).toBe(400);
+  });
+
   it.each([
     [
       'an unknown field',
