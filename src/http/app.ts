@@ -7,8 +7,6 @@ import { Histogram } from 'prom-client';
 import { articlesRouter } from '../articles/articles.routes.ts';
 import { sendsRouter } from '../delivery/sends.routes.ts';
 import { digestsRouter } from '../digests/digests.routes.ts';
-import { articlesRouter } from '../articles/articles.routes.ts';
-import { digestsRouter } from '../digests/digests.routes.ts';
 import { newslettersRouter } from '../newsletters/newsletters.routes.ts';
 import { readerPagesRouter } from '../pages/reader-pages.routes.ts';
 import { readersRouter, subscribeRouter } from '../subscriptions/subscriptions.routes.ts';
@@ -24,6 +22,8 @@ const jsonOnly: RequestHandler = (req, _res, next) => {
   if (hasBody && !req.is('application/json')) throw unsupportedMediaType('application/json');
   next();
 };
+
+const LINK_TOKEN = /^(\/(?:confirm|unsubscribe|preferences)\/)[^/?#]+/;
 
 export function createApp(deps: AppDeps): Express {
   const { db, config, logger, metrics } = deps;
@@ -50,6 +50,13 @@ export function createApp(deps: AppDeps): Express {
         return id;
       },
       autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
+      // Link tokens open a reader's subscriptions; they never belong in a log.
+      serializers: {
+        req: (req: { url?: string }) => ({
+          ...req,
+          url: req.url?.replace(LINK_TOKEN, '$1[token]'),
+        }),
+      },
     }),
   );
   app.use((req, res, next) => {
@@ -91,8 +98,6 @@ export function createApp(deps: AppDeps): Express {
   const api = express.Router();
   api.use(jsonOnly, express.json({ limit: config.bodyLimit, strict: true }));
   api.use(newslettersRouter(deps));
-  api.use(articlesRouter(deps));
-  api.use(digestsRouter(deps));
   api.use(articlesRouter(deps));
   api.use(digestsRouter(deps));
   api.use(readersRouter(deps));

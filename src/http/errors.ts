@@ -40,6 +40,18 @@ function fromBodyParser(error: BodyParserError): DomainError | undefined {
     case 'request.aborted':
       return new DomainError('invalid', 'request_aborted', 'the request was aborted');
     default:
+      // Other body failures (a broken gzip stream, say) arrive as 4xx http-errors from body-parser.
+      if (error.status === 413)
+        return new DomainError('too_large', 'body_too_large', 'the request body is too large');
+      if (error.status === 415)
+        return new DomainError(
+          'unsupported_media',
+          'unsupported_encoding',
+          'the request body encoding is not supported',
+        );
+      if (error.status && error.status >= 400 && error.status < 500) {
+        return new DomainError('invalid', 'invalid_body', 'the request body could not be read');
+      }
       return undefined;
   }
 }

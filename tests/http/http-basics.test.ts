@@ -76,3 +76,17 @@ describe('HTTP basics', () => {
     expect(res.body.components.schemas.NewNewsletter.required).toEqual(['slug', 'name']);
   });
 });
+
+describe('bodies that cannot be read', () => {
+  it('answers a broken gzip body with 400 and stores nothing', async () => {
+    const res = await request(t.app)
+      .post('/api/v1/newsletters')
+      .set(admin())
+      .set('Content-Type', 'application/json')
+      .set('Content-Encoding', 'gzip')
+      .send(Buffer.from('this is not gzip at all'));
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('invalid_body');
+    expect(await t.database.db.selectFrom('newsletters').selectAll().execute()).toEqual([]);
+  });
+});
