@@ -10,7 +10,6 @@ import { DatabaseUnreachableError, connectDatabase, type DatabaseHandle } from '
 import { migrateToLatest } from './db/migrate.ts';
 import { createMailLane, createMailTransport } from './delivery/transport.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
-import { createApp } from './http/app.ts';
 import { createLogger, type Logger } from './log.ts';
 
 export interface Running {
@@ -59,6 +58,8 @@ export async function startService(parts: { http: boolean; worker: boolean }): P
   if (parts.http) {
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics });
+    // Worker-only processes never load the HTTP side (pages, templates, MJML): they stay small.
+    const { createApp } = await import('./http/app.ts');
     const app = createApp({ db: database.db, config, logger, metrics });
     server = await new Promise<Server>((resolve) => {
       const listening = app.listen(config.port, config.host, () => resolve(listening));
