@@ -1,7 +1,13 @@
 import type { Kysely } from 'kysely';
-import type { Transporter } from 'nodemailer';
 import type { Database } from '../db/database.ts';
+import type { Envelope } from './relay-pool.ts';
 import { announceWorker, holdConnectionSlots, takeSendingTokens } from './throttle.repository.ts';
+
+/** Somewhere finished message bytes can be handed: a relay's connection pool, or .eml files. */
+export interface Relay {
+  send(envelope: Envelope, message: Buffer): Promise<unknown>;
+  close(): void;
+}
 
 /** One way out for newsletter mail (a relay, or .eml files) with limits shared by all workers. */
 export interface MailLane {
@@ -10,9 +16,13 @@ export interface MailLane {
   messagesPerSecond: number;
   /** Connections to the relay across every worker. */
   maxConnections: number;
-  /** A pooled transporter with at most `connections` connections. */
-  open(connections: number): Transporter;
-  /** Whether `open` made a new transporter this worker must close. */
+  /** How often this lane is picked against the others (weighted round robin). */
+  weight?: number;
+  /** A fall-back lane is only used when no other lane can take the message. */
+  fallbackOnly?: boolean;
+  /** A relay with at most `connections` connections. */
+  open(connections: number): Relay;
+  /** Whether `open` made a new relay this worker must close. */
   owned: boolean;
 }
 
@@ -31,7 +41,7 @@ export class LaneShare {
   private usable = 0;
   private renewedAt = 0;
   private closedAt = 0;
-  private transporter: Transporter | undefined;
+  private relay: Relay | undefined;
   private openedFor = 0;
   private allowance = 0;
   private tokenQueue: Promise<unknown> = Promise.resolve();
@@ -55,7 +65,7 @@ export class LaneShare {
     const fairShare = Math.ceil(this.lane.maxConnections / live);
     const owned = this.lane.owned;
     // Shrinking: the connections close first and their slots are kept until they are gone.
-    if (owned && this.transporter && this.openedFor > fairShare) this.closeTransporter();
+    if (owned && this.relay && this.openedFor > fairShare) this.closeRelay();
     const closing = Date.now() - this.closedAt < CLOSE_GRACE_MS;
     this.held = await holdConnectionSlots(
       this.db,
@@ -66,17 +76,17 @@ export class LaneShare {
     );
     this.usable = Math.min(this.held, fairShare);
     // Growing: the slots are held already; the old, smaller pool closes before a bigger one opens.
-    if (owned && this.transporter && this.openedFor !== this.usable) this.closeTransporter();
+    if (owned && this.relay && this.openedFor !== this.usable) this.closeRelay();
     this.renewedAt = Date.now();
   }
 
-  /** The transporter sized to the slots held; call between batches, when nothing is in flight. */
-  transporterFor(connections: number): Transporter {
-    if (!this.transporter) {
-      this.transporter = this.lane.open(connections);
+  /** The relay sized to the slots held; call between batches, when nothing is in flight. */
+  relayFor(connections: number): Relay {
+    if (!this.relay) {
+      this.relay = this.lane.open(connections);
       this.openedFor = connections;
     }
-    return this.transporter;
+    return this.relay;
   }
 
   /**
@@ -84,7 +94,7 @@ export class LaneShare {
    * idle pass, once the connections are surely gone.
    */
   async release(): Promise<void> {
-    if (this.transporter) this.closeTransporter();
+    if (this.relay) this.closeRelay();
     if (this.renewedAt === 0 || Date.now() - this.closedAt < CLOSE_GRACE_MS) return;
     await holdConnectionSlots(
       this.db,
@@ -100,14 +110,14 @@ export class LaneShare {
 
   /** Closes the connections and waits until their slots may be given back. */
   async close(): Promise<void> {
-    if (!this.transporter) return;
-    this.closeTransporter();
+    if (!this.relay) return;
+    this.closeRelay();
     if (this.lane.owned) await new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS));
   }
 
-  private closeTransporter(): void {
-    if (this.lane.owned) this.transporter?.close();
-    this.transporter = undefined;
+  private closeRelay(): void {
+    if (this.lane.owned) this.relay?.close();
+    this.relay = undefined;
     this.openedFor = 0;
     this.closedAt = Date.now();
   }

@@ -167,9 +167,12 @@ function toRelayError(error: unknown, connecting = false): RelayError {
     message?: string;
     code?: string;
   };
-  const text = responseCode
-    ? `${responseCode} ${response ?? message ?? ''}`.trim()
-    : (message ?? String(error));
+  const said = (response ?? message ?? '').trim();
+  const text = !responseCode
+    ? (message ?? String(error))
+    : said.startsWith(String(responseCode))
+      ? said
+      : `${responseCode} ${said}`;
   const connectionFailed =
     connecting || responseCode === 421 || (!responseCode && CONNECTION_CODES.has(code ?? ''));
   return new RelayError(text, responseCode, connectionFailed || !responseCode);

@@ -8,7 +8,8 @@ import nodemailer, {
 import type MailMessage from 'nodemailer/lib/mailer/mail-message';
 
 import type { Logger } from '../log.ts';
-import type { MailLane } from './mail-lane.ts';
+import type { MailLane, Relay } from './mail-lane.ts';
+import { RelayPool } from './relay-pool.ts';
 
 interface FileSentInfo {
   envelope: ReturnType<MailMessage['message']['getEnvelope']>;
@@ -69,8 +70,9 @@ export function createMailTransport(options: TransportOptions): Transporter {
 }
 
 /**
- * The way out for newsletter mail: a pool sized to the connection slots this worker holds. A
- * dropped connection is reported, not resent by the pool, so the ledger decides about retries.
+ * The way out for newsletter mail: a relay pool sized to the connection slots this worker holds,
+ * or .eml files on embedded defaults. A dropped connection is reported, never resent by the pool,
+ * so the ledger decides about retries.
  */
 export function createMailLane(options: {
   name?: string;
@@ -79,19 +81,49 @@ export function createMailLane(options: {
   logger: Logger;
   messagesPerSecond: number;
   maxConnections: number;
+  weight?: number;
+  fallbackOnly?: boolean;
+  clientName?: string;
 }): MailLane {
+  const { smtpUrl } = options;
   return {
-    name: options.name ?? 'default',
+    name: options.name ?? (smtpUrl ? new URL(smtpUrl).host : 'default'),
     messagesPerSecond: options.messagesPerSecond,
     maxConnections: options.maxConnections,
+    weight: options.weight,
+    fallbackOnly: options.fallbackOnly,
     owned: true,
     open: (connections) =>
-      createMailTransport({
-        smtpUrl: options.smtpUrl,
-        dataDir: options.dataDir,
-        logger: options.logger,
-        maxConnections: connections,
-        maxRequeues: 0,
-      }),
+      smtpUrl
+        ? new RelayPool({
+            url: smtpUrl,
+            maxConnections: connections,
+            clientName: options.clientName,
+          })
+        : emlFileRelay(options.dataDir, options.logger),
+  };
+}
+
+/** Embedded defaults: each finished message is written as it would have been sent. */
+export function emlFileRelay(dataDir: string, logger: Logger): Relay {
+  const folder = join(dataDir, 'mail');
+  let sequence = 0;
+  return {
+    async send(envelope, message) {
+      await mkdir(folder, { recursive: true });
+      const file = join(folder, `${Date.now()}-${process.pid}-${++sequence}.eml`);
+      await writeFile(file, message);
+      logger.debug({ file, to: envelope.to }, 'mail written to file (no SMTP_URL set)');
+    },
+    close: () => undefined,
+  };
+}
+
+/** Hands finished bytes to a nodemailer transporter (the outbox's), for a worker given no lanes. */
+export function transporterRelay(transporter: Transporter): Relay {
+  return {
+    send: (envelope, message) =>
+      transporter.sendMail({ envelope: { from: envelope.from, to: envelope.to }, raw: message }),
+    close: () => undefined,
   };
 }

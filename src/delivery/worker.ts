@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Kysely } from 'kysely';
 import type { Transporter } from 'nodemailer';
+import DKIM from 'nodemailer/lib/dkim';
 import type { Config } from '../config.ts';
 import type { Database, OutboxRow } from '../db/database.ts';
 import type { Logger } from '../log.ts';
@@ -15,14 +16,17 @@ import {
   type ClaimedDelivery,
   type Outcome,
 } from './ledger.repository.ts';
-import { LaneShare, type MailLane } from './mail-lane.ts';
+import { LanePicker } from './lane-picker.ts';
+import { LaneShare, type MailLane, type Relay } from './mail-lane.ts';
 import { newsletterMailCommon, newsletterMessageId } from './newsletter-mail.ts';
 import { claimDueMail, markMailFailed, markMailSent } from './outbox.repository.ts';
 import { messageFor, prepareMessage, type PreparedMessage } from './prepared-message.ts';
 import { findSendForMail, listSendingSends, type SendForMail } from './sends.repository.ts';
 import { startDueSends } from './sends.service.ts';
 import { describeFailure, isPermanentFailure, isUnknownMailbox } from './smtp-errors.ts';
+import { RelayError } from './relay-pool.ts';
 import { retireWorker } from './throttle.repository.ts';
+import { transporterRelay } from './transport.ts';
 
 export interface WorkerOptions {
   db: Kysely<Database>;
@@ -41,6 +45,12 @@ export interface WorkerOptions {
   workerId?: string;
 }
 
+interface OpenLane {
+  share: LaneShare;
+  connections: number;
+  relay: Relay;
+}
+
 interface PreparedSend {
   send: SendForMail;
   prepared: PreparedMessage;
@@ -56,7 +66,9 @@ export class DeliveryWorker {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private readonly workerId: string;
-  private readonly share: LaneShare | undefined;
+  private readonly shares: LaneShare[] = [];
+  private readonly picker: LanePicker<MailLane> | undefined;
+  private readonly signer: DKIM | undefined;
   private readonly recorder: LedgerRecorder | undefined;
   // Frozen content never changes, so caching the prepared message decides nothing about who gets mail.
   private readonly preparedSends = new Map<number, PreparedSend>();
@@ -65,14 +77,22 @@ export class DeliveryWorker {
     this.workerId = options.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     const { config } = options;
     if (config) {
-      const lane = options.lanes?.[0] ?? {
-        name: 'default',
-        messagesPerSecond: config.delivery.messagesPerSecond,
-        maxConnections: config.delivery.maxConnections,
-        open: () => options.transport,
-        owned: false,
-      };
-      this.share = new LaneShare(options.db, lane, this.workerId, this.slotLeaseSeconds);
+      const lanes: MailLane[] = options.lanes?.length
+        ? options.lanes
+        : [
+            {
+              name: 'default',
+              messagesPerSecond: config.delivery.messagesPerSecond,
+              maxConnections: config.delivery.maxConnections,
+              open: () => transporterRelay(options.transport),
+              owned: false,
+            },
+          ];
+      this.shares = lanes.map(
+        (lane) => new LaneShare(options.db, lane, this.workerId, this.slotLeaseSeconds),
+      );
+      this.picker = new LanePicker(lanes);
+      this.signer = config.delivery.dkim ? new DKIM(config.delivery.dkim) : undefined;
       this.recorder = new LedgerRecorder(options.db, {
         maxAttempts: options.maxAttempts ?? config.delivery.maxAttempts,
         retrySeconds: config.delivery.retrySeconds,
@@ -108,8 +128,8 @@ export class DeliveryWorker {
     this.wake?.();
     await this.loop;
     await this.recorder?.flushBefore(Date.now() + this.leaseSeconds * 1000);
-    if (this.share) {
-      await this.share.close();
+    if (this.shares.length > 0) {
+      await Promise.all(this.shares.map((share) => share.close()));
       await retireWorker(this.options.db, this.workerId).catch((error: unknown) =>
         this.options.logger.warn({ err: error }, 'could not give connection slots back'),
       );
@@ -119,7 +139,7 @@ export class DeliveryWorker {
   /** Runs one pass; returns how many messages it handled. Tests call this directly. */
   async runOnce(): Promise<number> {
     const handled = await this.drainOutbox();
-    return handled + (this.share ? await this.deliverSends(this.share) : 0);
+    return handled + (this.shares.length > 0 ? await this.deliverSends() : 0);
   }
 
   private async drainOutbox(): Promise<number> {
@@ -177,7 +197,7 @@ export class DeliveryWorker {
   }
 
   /** One batch per sending send: start what is due, take back dead workers' rows, claim, send. */
-  private async deliverSends(share: LaneShare): Promise<number> {
+  private async deliverSends(): Promise<number> {
     const { db, logger } = this.options;
     const started = await startDueSends(db, this.workerId);
     for (const id of started) logger.info({ sendId: id }, 'scheduled send started');
@@ -190,30 +210,36 @@ export class DeliveryWorker {
       if (!sends.some((send) => send.id === id)) this.preparedSends.delete(id);
     }
     if (sends.length === 0) {
-      await share.release();
+      await Promise.all(this.shares.map((share) => share.release()));
       return 0;
     }
     let handled = 0;
     for (const send of sends) {
       if (!this.running && this.loop) break;
-      const connections = await share.hold();
-      if (connections === 0) break;
+      const lanes = await this.openLanes();
+      if (lanes.length === 0) break;
       const claims = await claimDeliveries(db, send, this.batchSize, this.leaseSeconds);
       if (claims.length === 0) {
         if (await finishSendIfDone(db, send.id)) logger.info({ sendId: send.id }, 'send finished');
         continue;
       }
       handled += claims.length;
-      await this.deliverBatch(share, connections, claims);
+      await this.deliverBatch(lanes, claims);
     }
     return handled;
   }
 
-  private async deliverBatch(
-    share: LaneShare,
-    connections: number,
-    claims: ClaimedDelivery[],
-  ): Promise<void> {
+  /** The lanes this worker holds connection slots on now, each with its relay. */
+  private async openLanes(): Promise<OpenLane[]> {
+    const open: OpenLane[] = [];
+    for (const share of this.shares) {
+      const connections = await share.hold();
+      if (connections > 0) open.push({ share, connections, relay: share.relayFor(connections) });
+    }
+    return open;
+  }
+
+  private async deliverBatch(lanes: OpenLane[], claims: ClaimedDelivery[]): Promise<void> {
     const { db, logger } = this.options;
     const recorder = this.recorder!;
     // Stop handing rows to the relay well before either lease ends (the rows' or the connection
@@ -226,11 +252,11 @@ export class DeliveryWorker {
       await releaseDeliveries(db, claims).catch(() => undefined);
       throw error;
     }
-    const { send, prepared } = preparedSend;
-    const transporter = share.transporterFor(connections);
+    const { send } = preparedSend;
     const queue = [...claims];
     const unsent: ClaimedDelivery[] = [];
     const keepGoing = () => (this.running || !this.loop) && Date.now() < deadline;
+    const connections = lanes.reduce((sum, lane) => sum + lane.connections, 0);
 
     const sender = async () => {
       for (let claim = queue.shift(); claim; claim = queue.shift()) {
@@ -241,22 +267,14 @@ export class DeliveryWorker {
           });
           continue;
         }
-        let mayGo: boolean;
-        try {
-          mayGo = keepGoing() && (await share.takeToken(queue.length + 1, keepGoing));
-        } catch (error) {
-          logger.warn({ err: error }, 'sending rate unavailable; giving the batch back');
-          mayGo = false;
-        }
-        if (!mayGo) {
+        const outcome = keepGoing()
+          ? await this.mailReader(lanes, preparedSend, claim, queue.length + 1, keepGoing)
+          : undefined;
+        if (!outcome) {
           unsent.push(claim, ...queue.splice(0));
           return;
         }
-        recorder.add(
-          claim,
-          send.newsletterId,
-          await this.mailReader(transporter, send, prepared, claim),
-        );
+        recorder.add(claim, send.newsletterId, outcome);
       }
     };
     await Promise.all(Array.from({ length: Math.min(connections, claims.length) }, sender));
@@ -268,41 +286,77 @@ export class DeliveryWorker {
     }
   }
 
+  /**
+   * Sends one reader's copy through the lane the picker chooses; when that relay cannot be
+   * reached, the next lane is tried at once. Undefined means "not now": give the row back.
+   */
   private async mailReader(
-    transporter: Transporter,
-    send: SendForMail,
-    prepared: PreparedMessage,
+    lanes: OpenLane[],
+    { send, prepared }: PreparedSend,
     claim: ClaimedDelivery,
-  ): Promise<Outcome> {
+    wanted: number,
+    keepGoing: () => boolean,
+  ): Promise<Outcome | undefined> {
     const config = this.options.config!;
     const messageId = newsletterMessageId(this.options.messageIdDomain, claim);
+    let message: Buffer;
     try {
       const links = readerLinks(config, {
         subscriberId: claim.subscriberId,
         newsletterId: send.newsletterId,
       });
-      const raw = messageFor(prepared, {
+      message = messageFor(prepared, {
         to: claim.email,
         messageId,
         date: new Date(),
         values: { unsubscribe_url: links.unsubscribeUrl, preferences_url: links.preferencesUrl },
       });
-      await transporter.sendMail({
-        envelope: { from: send.newsletter.fromEmail, to: [claim.emailNormalized] },
-        raw,
-        dkim: config.delivery.dkim,
-      });
-      return { kind: 'sent', messageId, at: new Date() };
+      if (this.signer) message = await buffer(this.signer.sign(message));
     } catch (error) {
-      const text = describeFailure(error);
-      this.options.logger.debug(
-        { sendId: send.id, subscriberId: claim.subscriberId, err: text },
-        'not accepted',
-      );
-      if (isPermanentFailure(error)) {
-        return { kind: 'failed', error: text, unknownMailbox: isUnknownMailbox(error) };
+      return { kind: 'retry', error: describeFailure(error) };
+    }
+    const envelope = { from: send.newsletter.fromEmail, to: [claim.emailNormalized] };
+    const tried = new Set<string>();
+    let lastError = 'no relay could be reached';
+    for (let lane = this.pickLane(lanes, tried); lane; lane = this.pickLane(lanes, tried)) {
+      const name = lane.share.lane.name;
+      tried.add(name);
+      try {
+        if (!(await lane.share.takeToken(wanted, keepGoing))) return undefined;
+      } catch (error) {
+        this.options.logger.warn({ err: error, lane: name }, 'sending rate unavailable');
+        return undefined;
       }
-      return { kind: 'retry', error: text };
+      try {
+        await lane.relay.send(envelope, message);
+        this.picker!.markUp(name);
+        return { kind: 'sent', messageId, at: new Date() };
+      } catch (error) {
+        lastError = describeFailure(error);
+        this.options.logger.debug(
+          { sendId: send.id, subscriberId: claim.subscriberId, lane: name, err: lastError },
+          'not accepted',
+        );
+        if (error instanceof RelayError && error.connectionFailed) {
+          this.picker!.markDown(name);
+          continue;
+        }
+        if (isPermanentFailure(error)) {
+          return { kind: 'failed', error: lastError, unknownMailbox: isUnknownMailbox(error) };
+        }
+        return { kind: 'retry', error: lastError };
+      }
+    }
+    return { kind: 'retry', error: lastError };
+  }
+
+  private pickLane(lanes: OpenLane[], tried: Set<string>): OpenLane | undefined {
+    for (;;) {
+      const lane = this.picker!.next(tried);
+      if (!lane) return undefined;
+      const open = lanes.find((candidate) => candidate.share.lane === lane);
+      if (open) return open;
+      tried.add(lane.name);
     }
   }
 
@@ -323,4 +377,10 @@ export class DeliveryWorker {
     this.preparedSends.set(sendId, entry);
     return entry;
   }
+}
+
+async function buffer(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }
