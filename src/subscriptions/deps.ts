@@ -20,6 +20,7 @@ export function subscriptionDepsOf(deps: AppDeps): SubscriptionDeps {
         masthead,
         deps.config.confirmLinkDays,
       ),
+      seenNewsletters: new Map(),
     };
     made.set(deps, subscriptionDeps);
   }

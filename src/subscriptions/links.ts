@@ -1,5 +1,11 @@
 import type { Config } from '../config.ts';
-import { signToken, verifyToken, type TokenCheck, type TokenPurpose } from './tokens.ts';
+import {
+  signingPads,
+  signToken,
+  verifyToken,
+  type TokenCheck,
+  type TokenPurpose,
+} from './tokens.ts';
 
 /** The links every newsletter mail carries for one reader; they never expire. */
 export interface ReaderLinks {
@@ -39,6 +45,11 @@ export function confirmLink(
     expiresAt: Math.floor(request.expiresAt.getTime() / 1000),
   });
   return `${config.publicUrl}/confirm/${token}`;
+}
+
+/** The current secret's link key, for PostgreSQL to sign confirmation links with. */
+export function linkSigningPads(config: LinkConfig): { inner: Buffer; outer: Buffer } {
+  return signingPads(currentSecret(config));
 }
 
 /** Checks a token from a link against SECRET and every PREVIOUS_SECRETS entry. */

@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import type { ConsentAction, Db, SubscriptionStatus } from '../db/database.ts';
 
 export interface SubscriberRow {
@@ -218,91 +218,170 @@ export interface RequestedNewsletter {
   updated_at: string;
 }
 
+/** A hit on a rate-limit counter and the most hits its window allows. */
+export interface CountedHit {
+  key: string;
+  windowSeconds: number;
+  most: number;
+}
+
 /**
- * One round trip before a subscription request: a hit on each rate-limit key and the requested
- * newsletters. (Each round trip costs more than all the request's own work; see bench/subscribe.)
+ * The confirmation mail of one request, complete but for its link: the link names the subscriber
+ * id, which only the statement knows, so PostgreSQL signs it (tokens.ts `signingPads`).
  */
-export async function countAttemptAndFindNewsletters(
+export interface ConfirmationDraft {
+  /** The newsletters the mail asks to confirm, in the order it lists them. */
+  newsletterIds: number[];
+  from: string;
+  subject: string;
+  /** html and text with `slot` where the confirmation URL goes. */
+  html: string;
+  text: string;
+  slot: string;
+  headers: Record<string, string>;
+  /** The URL before the token, as is and HTML-escaped. */
+  linkPrefix: string;
+  htmlLinkPrefix: string;
+  payload: { before: string; after: string };
+  pads: { inner: Buffer; outer: Buffer };
+  /** The confirmation mails an address may get per day, and their window. */
+  mailsPerDay: number;
+  capWindowSeconds: number;
+}
+
+export interface SubscriptionRequest {
+  email: string;
+  normalized: string;
+  slugs: string[];
+  source: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  consentTextVersion: string;
+  hits: CountedHit[];
+  /** Every requested newsletter as the draft was made from it; none when nothing is known yet. */
+  expected: { id: number; updatedAt: string }[];
+  draft: ConfirmationDraft | undefined;
+}
+
+export interface SubscriptionOutcome {
+  hits: Map<string, number>;
+  /** The requested newsletters as they are now. */
+  newsletters: RequestedNewsletter[];
+  /** The address's subscriptions as they were before this request. */
+  states: Map<number, SubscriptionStatus>;
+  /** False when the draft no longer fits (limits, newsletters, states): nothing was written. */
+  recorded: boolean;
+  pendingNewsletterIds: number[];
+  subscriberId: number | null;
+  /** Confirmation mails counted for this address today, this one included; 0 when none is due. */
+  confirmationMailsToday: number;
+  /** The signed token of the queued confirmation mail; undefined when none was queued. */
+  confirmToken: string | undefined;
+}
+
+const base64url = (bytes: RawBuilder<unknown>) =>
+  sql<string>`translate(encode(${bytes}, 'base64'), ${'+/=\n'}, '-_')`;
+
+/**
+ * A subscription request in one statement, so one round trip and one commit: a hit on each
+ * rate-limit counter; then, only when every hit is within its limit, the newsletters and the
+ * address's subscriptions are still as the draft was made from them and the address is not
+ * suppressed: the subscriber (found or created), the pending subscriptions, a `requested` consent
+ * event for each, a hit on the daily confirmation-mail counter and, under that cap, the
+ * confirmation mail in the outbox (invariant 3: one statement is one transaction).
+ * Otherwise only the counters change, and the answer says what the draft should have been.
+ */
+export async function requestSubscription(
   db: Db,
-  slugs: string[],
-  hits: { key: string; windowSeconds: number }[],
-): Promise<{ newsletters: RequestedNewsletter[]; hits: Map<string, number> }> {
+  request: SubscriptionRequest,
+): Promise<SubscriptionOutcome> {
+  const { draft, expected } = request;
+  const mailed = new Set(draft?.newsletterIds ?? []);
+  const values = <T>(rows: T[], row: (item: T) => RawBuilder<unknown>) =>
+    sql.join(rows.map((item) => sql`(${row(item)})`));
+  const counted =
+    request.hits.length === 0
+      ? sql`select null::text as key, null::int as hits, null::int as most where false`
+      : sql`insert into rate_limit_counters as counter (key, hits, expires_at)
+          select key, 1, now() + make_interval(secs => window_seconds)
+          from (values ${values(request.hits, (hit) => sql`${hit.key}::text, ${hit.windowSeconds}::int`)}) as hit (key, window_seconds)
+          on conflict (key) do update set
+            hits = case when counter.expires_at <= now() then 1 else counter.hits + 1 end,
+            expires_at = case when counter.expires_at <= now() then excluded.expires_at else counter.expires_at end
+          returning key, hits`;
+  const limits =
+    request.hits.length === 0
+      ? sql`select true as allowed`
+      : sql`select coalesce(bool_and(counted.hits <= hit.most), true) as allowed
+          from counted join (values ${values(request.hits, (hit) => sql`${hit.key}::text, ${hit.most}::int`)}) as hit (key, most) using (key)`;
+  // The draft holds when every requested newsletter is active and unchanged, and exactly the
+  // ones the address has not confirmed are in the mail.
+  const current =
+    expected.length === 0
+      ? sql`select false as holds`
+      : sql`select
+          (select count(*) from found join (values ${values(expected, (row) => sql`${row.id}::bigint, ${row.updatedAt}::timestamptz`)}) as seen (id, updated_at)
+            on found.id = seen.id and found.updated_at = seen.updated_at and found.status = 'active') = ${expected.length}
+          and not exists (
+            select 1 from (values ${values(expected, (row) => sql`${row.id}::bigint, ${mailed.has(row.id)}::boolean`)}) as wanted (newsletter_id, in_mail)
+            left join states using (newsletter_id)
+            where wanted.in_mail = (states.status is not distinct from 'confirmed')) as holds`;
+  const token = draft
+    ? sql`select subscriber.id, subscriber.email, payload || '.' || ${base64url(
+        sql`substring(sha256(${draft.pads.outer}::bytea || sha256(${draft.pads.inner}::bytea || convert_to(payload, 'UTF8'))) from 1 for 16)`,
+      )} as token
+        from subscriber, lateral (select ${base64url(
+          sql`convert_to(${draft.payload.before}::text || subscriber.id || ${draft.payload.after}::text, 'UTF8')`,
+        )} as payload) as signed`
+    : sql`select null::bigint as id, null::text as email, null::text as token where false`;
+  const mail = draft
+    ? sql`insert into outbox (kind, subscriber_id, to_address, from_address, subject, html, text, headers)
+        select 'confirmation', link.id, link.email, ${draft.from}::text, ${draft.subject}::text,
+          replace(${draft.html}::text, ${draft.slot}::text, ${draft.htmlLinkPrefix}::text || link.token),
+          replace(${draft.text}::text, ${draft.slot}::text, ${draft.linkPrefix}::text || link.token),
+          ${JSON.stringify(draft.headers)}::jsonb
+        from link
+        where exists (select 1 from requested where status = 'pending')
+          and (select hits from cap) <= ${draft.mailsPerDay}::int
+        returning id`
+    : sql`select null::bigint as id where false`;
+  const inMail = draft ? inLockOrder(draft.newsletterIds) : [];
+
   const result = await sql<{
     hits: { key: string; hits: number }[];
     newsletters: RequestedNewsletter[];
-  }>`
-    with counted as (
-      insert into rate_limit_counters as counter (key, hits, expires_at)
-      values ${sql.join(hits.map(({ key, windowSeconds }) => sql`(${key}::text, 1, now() + make_interval(secs => ${windowSeconds}::int))`))}
-      on conflict (key) do update set
-        hits = case when counter.expires_at <= now() then 1 else counter.hits + 1 end,
-        expires_at = case when counter.expires_at <= now() then excluded.expires_at else counter.expires_at end
-      returning key, hits
-    )
-    select
-      (select coalesce(json_agg(json_build_object('key', key, 'hits', hits)), '[]') from counted) as hits,
-      (select coalesce(json_agg(json_build_object(
-          'id', id, 'slug', slug, 'name', name, 'description', description,
-          'locale', locale, 'status', status, 'updated_at', updated_at)), '[]')
-        from newsletters where slug in (${sql.join(slugs.map((slug) => sql`${slug}::text`))})) as newsletters
-  `.execute(db);
-  const row = result.rows[0]!;
-  return {
-    newsletters: row.newsletters.map((newsletter) => ({
-      ...newsletter,
-      id: Number(newsletter.id),
-    })),
-    hits: new Map(row.hits.map((hit) => [hit.key, Number(hit.hits)])),
-  };
-}
-
-export interface RecordedRequest {
-  subscriber: SubscriberRow;
-  pendingNewsletterIds: number[];
-  /** Confirmation mails counted for this address today, this one included; 0 when none is due. */
-  confirmationMailsToday: number;
-}
-
-/**
- * Records a subscription request in one statement: the subscriber (found or created), every
- * requested subscription (new and unsubscribed ones become pending, confirmed ones stay),
- * a `requested` consent event per pending one and a hit on the daily confirmation-mail counter.
- * A suppressed address changes nothing and returns undefined; a blocklisted one only its row.
- */
-export async function recordSubscriptionRequest(
-  db: Db,
-  request: {
-    email: string;
-    normalized: string;
-    newsletterIds: number[];
-    source: string | null;
-    ip: string | null;
-    userAgent: string | null;
-    consentTextVersion: string;
-    capWindowSeconds: number;
-  },
-): Promise<RecordedRequest | undefined> {
-  const result = await sql<{
-    id: number;
-    email: string;
-    email_normalized: string;
-    status: 'active' | 'blocklisted';
+    states: { newsletter_id: number; status: SubscriptionStatus }[];
+    recorded: boolean;
+    subscriber_id: number | null;
     pending: number[];
     cap_hits: number | null;
+    token: string | null;
   }>`
-    with subscriber as (
+    with counted as (${counted}),
+    allowance as (${limits}),
+    found as (
+      select id, slug, name, description, locale, status, updated_at from newsletters
+      where slug in (${sql.join(request.slugs.map((slug) => sql`${slug}::text`))})
+    ),
+    states as (
+      select subscriptions.newsletter_id, subscriptions.status
+      from subscriptions join subscribers on subscribers.id = subscriptions.subscriber_id
+      where subscribers.email_normalized = ${request.normalized}::text
+    ),
+    verdict as (select (select allowed from allowance) and (${current}) as go),
+    subscriber as (
       insert into subscribers (email, email_normalized)
       select ${request.email}::text, ${request.normalized}::text
-      where not exists (select 1 from suppressions where email_normalized = ${request.normalized}::text)
+      from verdict
+      where go and not exists (select 1 from suppressions where email_normalized = ${request.normalized}::text)
       on conflict (email_normalized) do update set email_normalized = excluded.email_normalized
-      returning id, email, email_normalized, status
+      returning id, email, status
     ),
     requested as (
       insert into subscriptions as existing (subscriber_id, newsletter_id, status, source)
       select subscriber.id, wanted.newsletter_id, 'pending', ${request.source}::text
-      from subscriber,
-        (values ${sql.join(inLockOrder(request.newsletterIds).map((id) => sql`(${id}::bigint)`))}) as wanted (newsletter_id)
-      where subscriber.status = 'active'
+      from subscriber, unnest(${sql`array[${sql.join(inMail.length ? inMail.map((id) => sql`${id}::bigint`) : [sql`null::bigint`])}]`}) as wanted (newsletter_id)
+      where subscriber.status = 'active' and wanted.newsletter_id is not null
       on conflict (subscriber_id, newsletter_id) do update set
         status = case when existing.status = 'confirmed' then 'confirmed' else 'pending' end,
         requested_at = case when existing.status = 'confirmed' then existing.requested_at else now() end,
@@ -317,29 +396,40 @@ export async function recordSubscriptionRequest(
     ),
     cap as (
       insert into rate_limit_counters as counter (key, hits, expires_at)
-      select 'confirmation-mail:' || subscriber.id, 1, now() + make_interval(secs => ${request.capWindowSeconds}::int)
+      select 'confirmation-mail:' || subscriber.id, 1, now() + make_interval(secs => ${draft?.capWindowSeconds ?? 0}::int)
       from subscriber where exists (select 1 from requested where status = 'pending')
       on conflict (key) do update set
         hits = case when counter.expires_at <= now() then 1 else counter.hits + 1 end,
         expires_at = case when counter.expires_at <= now() then excluded.expires_at else counter.expires_at end
       returning hits
-    )
-    select subscriber.id, subscriber.email, subscriber.email_normalized, subscriber.status,
+    ),
+    link as (${token}),
+    mail as (${mail})
+    select
+      (select coalesce(json_agg(json_build_object('key', key, 'hits', hits)), '[]') from counted) as hits,
+      (select coalesce(json_agg(json_build_object(
+          'id', id, 'slug', slug, 'name', name, 'description', description,
+          'locale', locale, 'status', status, 'updated_at', updated_at)), '[]') from found) as newsletters,
+      (select coalesce(json_agg(json_build_object('newsletter_id', newsletter_id, 'status', status)), '[]') from states) as states,
+      (select go from verdict) as recorded,
+      (select id from subscriber) as subscriber_id,
       (select coalesce(json_agg(newsletter_id), '[]') from requested where status = 'pending') as pending,
-      (select hits from cap) as cap_hits
-    from subscriber
+      (select hits from cap) as cap_hits,
+      (select token from link where exists (select 1 from mail)) as token
   `.execute(db);
-  const row = result.rows[0];
-  if (!row) return undefined;
+  const row = result.rows[0]!;
   return {
-    subscriber: {
-      id: Number(row.id),
-      email: row.email,
-      email_normalized: row.email_normalized,
-      status: row.status,
-    },
+    hits: new Map(row.hits.map((hit) => [hit.key, Number(hit.hits)])),
+    newsletters: row.newsletters.map((newsletter) => ({
+      ...newsletter,
+      id: Number(newsletter.id),
+    })),
+    states: new Map(row.states.map((state) => [Number(state.newsletter_id), state.status])),
+    recorded: row.recorded,
+    subscriberId: row.subscriber_id === null ? null : Number(row.subscriber_id),
     pendingNewsletterIds: row.pending.map(Number),
     confirmationMailsToday: Number(row.cap_hits ?? 0),
+    confirmToken: row.token ?? undefined,
   };
 }
 

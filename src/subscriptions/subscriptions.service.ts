@@ -3,23 +3,25 @@ import type { Kysely } from 'kysely';
 import type { Config } from '../config.ts';
 import type { Database, Db, SubscriptionStatus } from '../db/database.ts';
 import { enqueueMail } from '../delivery/outbox.repository.ts';
-import { personalise } from '../digests/mail-templates.ts';
+import { escapeHtml, personalise } from '../digests/mail-templates.ts';
 import { DomainError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import * as newsletterRepository from '../newsletters/newsletters.repository.ts';
 import { newsletterNotFound } from '../newsletters/newsletters.service.ts';
 import { isDisposableDomain } from './disposable-domains.ts';
 import { InvalidEmailError, parseEmailAddress, suggestFor } from './email-address.ts';
-import { checkLinkToken, confirmLink, readerLinks } from './links.ts';
-import type { MailNewsletter, ReaderMail } from './reader-mail.ts';
+import { checkLinkToken, confirmLink, linkSigningPads, readerLinks } from './links.ts';
+import { CONFIRM_URL_SLOT, type MailNewsletter, type ReaderMail } from './reader-mail.ts';
 import * as repository from './subscriptions.repository.ts';
-import type { TokenPurpose } from './tokens.ts';
+import { confirmPayloadParts, type TokenPurpose } from './tokens.ts';
 
 export interface SubscriptionDeps {
   db: Kysely<Database>;
   config: Config;
   logger: Logger;
   mail: ReaderMail;
+  /** Newsletters by slug as last read; only a guess for drafting mail, checked by every request. */
+  seenNewsletters: Map<string, repository.RequestedNewsletter>;
 }
 
 /** Who made a change, as the consent record keeps it. */
@@ -49,7 +51,7 @@ export async function subscribe(
   request: SubscribeRequest,
   requester: Requester,
 ): Promise<{ suggestion?: string }> {
-  const { db, config } = deps;
+  const { db, config, logger } = deps;
   if (request.honeypot) return {};
   if (request.newsletters.length === 0) {
     throw new DomainError('invalid', 'no_newsletter', 'please choose at least one newsletter');
@@ -58,44 +60,110 @@ export async function subscribe(
   const suggestion = suggestFor(address.normalized);
   await checkDomain(config, address.domain);
 
+  const slugs = [...new Set(request.newsletters)];
   const ipKey = `subscribe-ip:${requester.ip}`;
   const addressKey = `subscribe-address:${address.normalized}`;
-  const lookup = await repository.countAttemptAndFindNewsletters(db, request.newsletters, [
-    ...(requester.ip ? [{ key: ipKey, windowSeconds: HOUR }] : []),
-    { key: addressKey, windowSeconds: HOUR },
-  ]);
-  const newsletters = requestedNewsletters(request.newsletters, lookup.newsletters);
-  if ((lookup.hits.get(ipKey) ?? 0) > config.subscribeLimitPerIp) {
-    throw rateLimited('too many subscriptions from your network; please try again in an hour');
-  }
-  if ((lookup.hits.get(addressKey) ?? 0) > config.subscribeLimitPerAddress) {
-    throw rateLimited('too many attempts for this address; please try again in an hour');
-  }
-  // Expired counters are cleared now and then by whichever instance happens to be asked.
-  if (Math.random() < 0.01) await repository.pruneRateLimits(db);
-
-  await db.transaction().execute(async (trx) => {
-    const recorded = await repository.recordSubscriptionRequest(trx, {
+  let hits: repository.CountedHit[] = [
+    ...(requester.ip
+      ? [{ key: ipKey, windowSeconds: HOUR, most: config.subscribeLimitPerIp }]
+      : []),
+    { key: addressKey, windowSeconds: HOUR, most: config.subscribeLimitPerAddress },
+  ];
+  // The mail is drafted from the newsletters and subscriptions as last seen; the statement checks
+  // that they still hold and otherwise writes nothing but the counters, and the draft is redone.
+  let seen = slugs.map((slug) => deps.seenNewsletters.get(slug));
+  let states = new Map<number, SubscriptionStatus>();
+  for (let attempt = 0; ; attempt++) {
+    const known = seen.every((row) => row !== undefined) ? seen : [];
+    const mailed = known.filter((row) => states.get(row.id) !== 'confirmed');
+    const outcome = await repository.requestSubscription(db, {
       email: address.address,
       normalized: address.normalized,
-      newsletterIds: newsletters.map((newsletter) => newsletter.id),
+      slugs,
       source: request.source ?? null,
       ip: requester.ip,
       userAgent: requester.userAgent,
       consentTextVersion: config.consentTextVersion,
-      capWindowSeconds: DAY,
+      hits,
+      expected: known.map((row) => ({ id: row.id, updatedAt: row.updated_at })),
+      draft: mailed.length > 0 ? await confirmationDraft(deps, mailed) : undefined,
     });
-    if (!recorded || recorded.pendingNewsletterIds.length === 0) return;
-    const pending = newsletters.filter((n) => recorded.pendingNewsletterIds.includes(n.id));
-    await queueConfirmation(
-      trx,
-      deps,
-      recorded.subscriber,
-      pending,
-      recorded.confirmationMailsToday,
-    );
-  });
+    const newsletters = requestedNewsletters(slugs, outcome.newsletters);
+    for (const newsletter of newsletters) deps.seenNewsletters.set(newsletter.slug, newsletter);
+    if ((outcome.hits.get(ipKey) ?? 0) > config.subscribeLimitPerIp) {
+      throw rateLimited('too many subscriptions from your network; please try again in an hour');
+    }
+    if ((outcome.hits.get(addressKey) ?? 0) > config.subscribeLimitPerAddress) {
+      throw rateLimited('too many attempts for this address; please try again in an hour');
+    }
+    if (outcome.recorded) {
+      if (outcome.pendingNewsletterIds.length > 0 && !outcome.confirmToken) {
+        logger.info(
+          { subscriberId: outcome.subscriberId },
+          'daily cap of confirmation mails reached; none sent',
+        );
+      }
+      if (outcome.confirmToken && !config.smtpUrl) {
+        logger.info(
+          {
+            subscriberId: outcome.subscriberId,
+            confirmUrl: `${config.publicUrl}/confirm/${outcome.confirmToken}`,
+          },
+          'confirmation link (no SMTP_URL set)',
+        );
+      }
+      break;
+    }
+    // Only a reader racing their own requests gets here more than once.
+    if (attempt >= 5) throw new Error('subscription request kept changing under its draft');
+    hits = [];
+    seen = newsletters;
+    states = outcome.states;
+  }
+  // Expired counters are cleared now and then by whichever instance happens to be asked.
+  if (Math.random() < 0.01) await repository.pruneRateLimits(db);
   return suggestion ? { suggestion } : {};
+}
+
+/** The confirmation mail of a request, but for its link, which the statement signs. */
+async function confirmationDraft(
+  deps: SubscriptionDeps,
+  newsletters: repository.RequestedNewsletter[],
+): Promise<repository.ConfirmationDraft> {
+  const { config } = deps;
+  const mail = await deps.mail.confirmationWithSlot(newsletters);
+  const linkPrefix = `${config.publicUrl}/confirm/`;
+  return {
+    newsletterIds: newsletters.map((newsletter) => newsletter.id),
+    from: config.mailFrom,
+    subject: confirmationSubject(newsletters),
+    html: mail.html,
+    text: mail.text,
+    slot: CONFIRM_URL_SLOT,
+    headers: confirmationHeaders(config),
+    linkPrefix,
+    htmlLinkPrefix: escapeHtml(linkPrefix),
+    payload: confirmPayloadParts(
+      newsletters.map((newsletter) => newsletter.id),
+      Math.floor((Date.now() + config.confirmLinkDays * DAY * 1000) / 1000),
+    ),
+    pads: linkSigningPads(config),
+    mailsPerDay: config.confirmationMailsPerDay,
+    capWindowSeconds: DAY,
+  };
+}
+
+function confirmationSubject(newsletters: { name: string }[]): string {
+  return newsletters.length === 1
+    ? `Please confirm your subscription to ${newsletters[0]!.name}`
+    : `Please confirm your subscription to ${newsletters.length} newsletters`;
+}
+
+function confirmationHeaders(config: Config): Record<string, string> {
+  return {
+    'Auto-Submitted': 'auto-generated',
+    'List-Id': `<confirmations.${config.messageIdDomain}>`,
+  };
 }
 
 async function queueConfirmation(
@@ -103,14 +171,11 @@ async function queueConfirmation(
   deps: SubscriptionDeps,
   subscriber: repository.SubscriberRow,
   newsletters: MailNewsletter[],
-  mailsToday?: number,
 ): Promise<void> {
   const { config, logger } = deps;
   const capKey = `confirmation-mail:${subscriber.id}`;
   const counted =
-    mailsToday ??
-    (await repository.hitRateLimits(trx, [{ key: capKey, windowSeconds: DAY }])).get(capKey) ??
-    0;
+    (await repository.hitRateLimits(trx, [{ key: capKey, windowSeconds: DAY }])).get(capKey) ?? 0;
   if (counted > config.confirmationMailsPerDay) {
     logger.info(
       { subscriberId: subscriber.id },
@@ -124,22 +189,15 @@ async function queueConfirmation(
     expiresAt: new Date(Date.now() + config.confirmLinkDays * DAY * 1000),
   });
   const mail = personalise(await deps.mail.confirmation(newsletters), { confirm_url: confirmUrl });
-  const names = newsletters.map((newsletter) => newsletter.name);
   await enqueueMail(trx, {
     kind: 'confirmation',
     subscriberId: subscriber.id,
     to: subscriber.email,
     from: config.mailFrom,
-    subject:
-      names.length === 1
-        ? `Please confirm your subscription to ${names[0]}`
-        : `Please confirm your subscription to ${names.length} newsletters`,
+    subject: confirmationSubject(newsletters),
     html: mail.html,
     text: mail.text,
-    headers: {
-      'Auto-Submitted': 'auto-generated',
-      'List-Id': `<confirmations.${config.messageIdDomain}>`,
-    },
+    headers: confirmationHeaders(config),
   });
   if (!config.smtpUrl) {
     logger.info({ subscriberId: subscriber.id, confirmUrl }, 'confirmation link (no SMTP_URL set)');

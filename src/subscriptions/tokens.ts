@@ -46,6 +46,30 @@ function tag(secret: string, payload: string): string {
     .toString('base64url');
 }
 
+/**
+ * The HMAC key of `tag()` as its two padded halves (RFC 2104), so PostgreSQL can sign a link with
+ * its built-in sha256() where the subscriber id is made: HMAC = H(outer || H(inner || message)).
+ */
+export function signingPads(secret: string): { inner: Buffer; outer: Buffer } {
+  const key = Buffer.alloc(64);
+  linkKey(secret).copy(key);
+  return {
+    inner: Buffer.from(key.map((byte) => byte ^ 0x36)),
+    outer: Buffer.from(key.map((byte) => byte ^ 0x5c)),
+  };
+}
+
+/** The payload fields of a confirmation token, for a subscriber id filled in elsewhere. */
+export function confirmPayloadParts(
+  newsletterIds: number[],
+  expiresAt: number,
+): { before: string; after: string } {
+  return {
+    before: `${VERSION}.${PURPOSE_CODES.confirm}.`,
+    after: `.${newsletterIds.join('-')}.${expiresAt}`,
+  };
+}
+
 /** Signs claims with the current secret: `base64url(payload).base64url(tag)`. */
 export function signToken(secret: string, claims: TokenClaims): string {
   const fields = [

@@ -1,0 +1,132 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signToken, verifyToken } from '../../src/subscriptions/tokens.ts';
+import { createReaderFixture, linkIn, type ReaderFixture } from './reader-fixture.ts';
+
+// The subscribe statement signs the confirmation link in SQL and drafts its mail from what it saw
+// last; these tests hold it to what the TypeScript side would have done.
+let t: ReaderFixture;
+
+beforeAll(async () => {
+  t = await createReaderFixture({ SUBSCRIBE_LIMIT_PER_IP: '1000' });
+  await t.newsletter('morning-briefing', 'Morning Briefing');
+  await t.newsletter('weekly-explainer', 'The Weekly Explainer');
+});
+afterAll(() => t.close());
+
+function confirmations(to: string) {
+  return t.smtp.messages.filter(
+    (mail) => mail.envelope.to[0] === to && mail.parsed.subject?.startsWith('Please confirm'),
+  );
+}
+
+describe('the subscribe statement', () => {
+  it('signs the confirmation link exactly as signToken does', async () => {
+    await t
+      .subscribe({
+        email: 'signed@example.com',
+        newsletters: ['weekly-explainer', 'morning-briefing'],
+      })
+      .expect(202);
+    await t.deliver();
+    const [mail] = confirmations('signed@example.com');
+    const token = linkIn(mail!, 'confirm').split('/').at(-1)!;
+    const check = verifyToken([t.config.secret!], token, 'confirm');
+    expect(check.status).toBe('valid');
+    if (check.status !== 'valid') return;
+    const subscriber = await t.database.db
+      .selectFrom('subscribers')
+      .select('id')
+      .where('email_normalized', '=', 'signed@example.com')
+      .executeTakeFirstOrThrow();
+    const ids = await t.database.db
+      .selectFrom('newsletters')
+      .select(['id', 'slug'])
+      .where('slug', 'in', ['weekly-explainer', 'morning-briefing'])
+      .execute();
+    const idOf = (slug: string) => ids.find((row) => row.slug === slug)!.id;
+    expect(check.claims).toMatchObject({
+      subscriberId: subscriber.id,
+      newsletterIds: [idOf('weekly-explainer'), idOf('morning-briefing')],
+    });
+    expect(token).toBe(signToken(t.config.secret!, check.claims));
+    // The same link in the HTML part, escaped as any personalised value.
+    expect(mail!.parsed.html).toContain(`/confirm/${token}`);
+  });
+
+  it('mails only the newsletters not yet confirmed', async () => {
+    await t.subscribe({ email: 'half@example.com', newsletters: ['morning-briefing'] }).expect(202);
+    await t.deliver();
+    await request(t.app)
+      .post(linkIn(confirmations('half@example.com')[0]!, 'confirm'))
+      .expect(200);
+    await t
+      .subscribe({
+        email: 'half@example.com',
+        newsletters: ['morning-briefing', 'weekly-explainer'],
+      })
+      .expect(202);
+    await t.deliver();
+    const second = confirmations('half@example.com')[1]!;
+    expect(second.parsed.subject).toBe('Please confirm your subscription to The Weekly Explainer');
+    expect(second.parsed.text).not.toContain('Morning Briefing');
+    const states = await t.database.db
+      .selectFrom('subscriptions')
+      .innerJoin('subscribers', 'subscribers.id', 'subscriptions.subscriber_id')
+      .innerJoin('newsletters', 'newsletters.id', 'subscriptions.newsletter_id')
+      .select(['newsletters.slug', 'subscriptions.status'])
+      .where('subscribers.email_normalized', '=', 'half@example.com')
+      .orderBy('newsletters.slug')
+      .execute();
+    expect(states).toEqual([
+      { slug: 'morning-briefing', status: 'confirmed' },
+      { slug: 'weekly-explainer', status: 'pending' },
+    ]);
+  });
+
+  it('drafts from the newsletter as it is now after an editor changes it', async () => {
+    await t
+      .subscribe({ email: 'before@example.com', newsletters: ['weekly-explainer'] })
+      .expect(202);
+    await t.database.db
+      .updateTable('newsletters')
+      .set({ name: 'The Friday Explainer', updated_at: new Date(Date.now() + 1000) })
+      .where('slug', '=', 'weekly-explainer')
+      .execute();
+    await t
+      .subscribe({ email: 'after@example.com', newsletters: ['weekly-explainer'] })
+      .expect(202);
+    await t.deliver();
+    expect(confirmations('after@example.com')[0]!.parsed.subject).toBe(
+      'Please confirm your subscription to The Friday Explainer',
+    );
+    const events = await t.database.db
+      .selectFrom('consent_events')
+      .innerJoin('subscribers', 'subscribers.id', 'consent_events.subscriber_id')
+      .select('consent_events.action')
+      .where('subscribers.email_normalized', '=', 'after@example.com')
+      .execute();
+    expect(events).toEqual([{ action: 'requested' }]);
+  });
+
+  it('refuses a newsletter archived after it was last seen, and stores nothing', async () => {
+    await t
+      .subscribe({ email: 'early@example.com', newsletters: ['morning-briefing'] })
+      .expect(202);
+    await t.database.db
+      .updateTable('newsletters')
+      .set({ status: 'archived' })
+      .where('slug', '=', 'morning-briefing')
+      .execute();
+    const answer = await t
+      .subscribe({ email: 'late@example.com', newsletters: ['morning-briefing'] })
+      .expect(400);
+    expect(answer.body.error.code).toBe('unknown_newsletter');
+    const late = await t.database.db
+      .selectFrom('subscribers')
+      .select('id')
+      .where('email_normalized', '=', 'late@example.com')
+      .executeTakeFirst();
+    expect(late).toBeUndefined();
+  });
+});
