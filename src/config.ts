@@ -62,7 +62,7 @@ const environmentSchema = z
       .default('UTC')
       .refine(isTimeZone, 'must be an IANA time zone such as Europe/London'),
     FEED_POLLING: flag(true),
-    WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(50),
+    WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(5000).default(500),
     WORKER_LEASE_SECONDS: z.coerce.number().min(1).max(3600).default(60),
     WORKER_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(500),
     DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),

@@ -218,7 +218,7 @@ export class DeliveryWorker {
       if (!this.running && this.loop) break;
       const lanes = await this.openLanes();
       if (lanes.length === 0) break;
-      const claims = await claimDeliveries(db, send, this.batchSize, this.leaseSeconds);
+      const claims = await claimDeliveries(db, send, this.claimLimit(lanes), this.leaseSeconds);
       if (claims.length === 0) {
         if (await finishSendIfDone(db, send.id)) logger.info({ sendId: send.id }, 'send finished');
         continue;
@@ -227,6 +227,14 @@ export class DeliveryWorker {
       await this.deliverBatch(lanes, claims);
     }
     return handled;
+  }
+
+  // Rate-limited lanes get no more rows than they can send before the batch's deadline.
+  private claimLimit(lanes: OpenLane[]): number {
+    const rates = lanes.map((lane) => lane.share.lane.messagesPerSecond);
+    if (rates.some((rate) => rate <= 0)) return this.batchSize;
+    const perBatch = rates.reduce((sum, rate) => sum + rate, 0) * this.slotLeaseSeconds * 0.8;
+    return Math.max(1, Math.min(this.batchSize, Math.floor(perBatch)));
   }
 
   /** The lanes this worker holds connection slots on now, each with its relay. */
