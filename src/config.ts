@@ -46,6 +46,10 @@ const environmentSchema = z
     PREVIOUS_SECRETS: list,
     ADMIN_TOKEN: z.string().min(24, 'must be at least 24 characters').optional(),
     SMTP_URL: url(['smtp:', 'smtps:']).optional(),
+    SMTP_RELAYS: z
+      .string()
+      .optional()
+      .transform((value, ctx) => parseRelays(value ?? '', ctx)),
     MAIL_FROM: z.string().min(3).default('Broadsheet <newsletters@localhost>'),
     MESSAGE_ID_DOMAIN: z.string().optional(),
     LOG_LEVEL: z
@@ -109,6 +113,59 @@ const environmentSchema = z
 
 export class ConfigError extends Error {}
 
+/** One relay newsletter mail may leave through, with limits of its own. */
+export interface RelaySetting {
+  url: string;
+  weight: number;
+  messagesPerSecond: number;
+  maxConnections: number | undefined;
+  fallbackOnly: boolean;
+}
+
+// SMTP_RELAYS: comma-separated smtp(s) URLs, each with optional ?weight=&rate=&connections=&fallback=true.
+function parseRelays(value: string, ctx: z.RefinementCtx): RelaySetting[] {
+  const relays: RelaySetting[] = [];
+  for (const entry of value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean)) {
+    const url = URL.canParse(entry) ? new URL(entry) : undefined;
+    const number = (name: string, fallback: number | undefined) => {
+      const given = url?.searchParams.get(name);
+      return given === null || given === undefined ? fallback : Number(given);
+    };
+    const setting = url && {
+      weight: number('weight', 1)!,
+      messagesPerSecond: number('rate', 0)!,
+      maxConnections: number('connections', undefined),
+      fallbackOnly: url.searchParams.get('fallback') === 'true',
+    };
+    const valid =
+      url &&
+      setting &&
+      ['smtp:', 'smtps:'].includes(url.protocol) &&
+      [...url.searchParams.keys()].every((key) =>
+        ['weight', 'rate', 'connections', 'fallback'].includes(key),
+      ) &&
+      Number.isFinite(setting.weight) &&
+      setting.weight >= 0 &&
+      Number.isFinite(setting.messagesPerSecond) &&
+      setting.messagesPerSecond >= 0 &&
+      (setting.maxConnections === undefined ||
+        (Number.isInteger(setting.maxConnections) && setting.maxConnections >= 1));
+    if (!valid) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `has an entry that is not smtp(s)://host:port?weight=&rate=&connections=&fallback=true: ${entry.replace(/\/\/[^@/]*@/, '//***@')}`,
+      });
+      continue;
+    }
+    for (const key of ['weight', 'rate', 'connections', 'fallback']) url.searchParams.delete(key);
+    relays.push({ url: url.toString(), ...setting });
+  }
+  return relays;
+}
+
 export type Config = Readonly<ReturnType<typeof toConfig>>;
 
 function toConfig(env: z.infer<typeof environmentSchema>) {
@@ -125,6 +182,7 @@ function toConfig(env: z.infer<typeof environmentSchema>) {
     previousSecrets: env.PREVIOUS_SECRETS,
     adminToken: env.ADMIN_TOKEN,
     smtpUrl: env.SMTP_URL,
+    relays: env.SMTP_RELAYS,
     mailFrom: env.MAIL_FROM,
     messageIdDomain: env.MESSAGE_ID_DOMAIN ?? new URL(publicUrl).hostname,
     logLevel: env.LOG_LEVEL,

@@ -37,15 +37,7 @@ export async function startService(parts: { http: boolean; worker: boolean }): P
         logger,
         messageIdDomain: config.messageIdDomain,
         config,
-        lanes: [
-          createMailLane({
-            smtpUrl: config.smtpUrl,
-            dataDir: config.dataDir,
-            logger,
-            messagesPerSecond: config.delivery.messagesPerSecond,
-            maxConnections: config.delivery.maxConnections,
-          }),
-        ],
+        lanes: newsletterLanes(config, logger),
       })
     : undefined;
   worker?.start();
@@ -86,6 +78,34 @@ export async function startService(parts: { http: boolean; worker: boolean }): P
       logger.info('stopped');
     },
   };
+}
+
+/** SMTP_RELAYS when set, otherwise SMTP_URL (or .eml files) as the one way out. */
+function newsletterLanes(config: Config, logger: Logger) {
+  const { delivery } = config;
+  const relays = config.relays.length
+    ? config.relays
+    : [
+        {
+          url: config.smtpUrl,
+          weight: 1,
+          messagesPerSecond: delivery.messagesPerSecond,
+          maxConnections: undefined,
+          fallbackOnly: false,
+        },
+      ];
+  return relays.map((relay) =>
+    createMailLane({
+      smtpUrl: relay.url,
+      dataDir: config.dataDir,
+      logger,
+      messagesPerSecond: relay.messagesPerSecond,
+      maxConnections: relay.maxConnections ?? delivery.maxConnections,
+      weight: relay.weight,
+      fallbackOnly: relay.fallbackOnly,
+      clientName: config.messageIdDomain,
+    }),
+  );
 }
 
 // A newcomer on embedded defaults gets an admin token without reading further than the log.
