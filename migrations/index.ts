@@ -3,6 +3,7 @@ import * as foundation from './001_foundation.ts';
 import * as subscriptions from './002_subscriptions.ts';
 import * as articles from './003_articles.ts';
 import * as sends from './004_sends.ts';
+import * as subscribeRequest from './005_subscribe_request.ts';
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
@@ -10,4 +11,5 @@ export const migrations: Record<string, Migration> = {
   '002_subscriptions': subscriptions,
   '003_articles': articles,
   '004_sends': sends,
+  '005_subscribe_request': subscribeRequest,
 };

@@ -1,4 +1,4 @@
-import { sql, type RawBuilder } from 'kysely';
+import { sql } from 'kysely';
 import type { ConsentAction, Db, SubscriptionStatus } from '../db/database.ts';
 
 export interface SubscriberRow {
@@ -279,17 +279,15 @@ export interface SubscriptionOutcome {
   confirmToken: string | undefined;
 }
 
-const base64url = (bytes: RawBuilder<unknown>) =>
-  sql<string>`translate(encode(${bytes}, 'base64'), ${'+/=\n'}, '-_')`;
-
 /**
- * A subscription request in one statement, so one round trip and one commit: a hit on each
- * rate-limit counter; then, only when every hit is within its limit, the newsletters and the
- * address's subscriptions are still as the draft was made from them and the address is not
- * suppressed: the subscriber (found or created), the pending subscriptions, a `requested` consent
- * event for each, a hit on the daily confirmation-mail counter and, under that cap, the
- * confirmation mail in the outbox (invariant 3: one statement is one transaction).
- * Otherwise only the counters change, and the answer says what the draft should have been.
+ * A subscription request in one round trip and one commit: a hit on each rate-limit counter;
+ * then, only when every hit is within its limit, the newsletters and the address's subscriptions
+ * are still as the draft was made from them and the address is not suppressed: the subscriber
+ * (found or created), the pending subscriptions, a `requested` consent event for each, a hit on
+ * the daily confirmation-mail counter and, under that cap, the confirmation mail in the outbox
+ * (invariant 3: one statement is one transaction). Otherwise only the counters change, and the
+ * answer says what the draft should have been. The statement is the PL/pgSQL function of
+ * migration 005, which keeps its plan per connection.
  */
 export async function requestSubscription(
   db: Db,
@@ -297,56 +295,66 @@ export async function requestSubscription(
 ): Promise<SubscriptionOutcome> {
   const { draft, expected } = request;
   const mailed = new Set(draft?.newsletterIds ?? []);
-  const values = <T>(rows: T[], row: (item: T) => RawBuilder<unknown>) =>
-    sql.join(rows.map((item) => sql`(${row(item)})`));
-  const counted =
-    request.hits.length === 0
-      ? sql`select null::text as key, null::int as hits, null::int as most where false`
-      : sql`insert into rate_limit_counters as counter (key, hits, expires_at)
-          select key, 1, now() + make_interval(secs => window_seconds)
-          from (values ${values(request.hits, (hit) => sql`${hit.key}::text, ${hit.windowSeconds}::int`)}) as hit (key, window_seconds)
-          on conflict (key) do update set
-            hits = case when counter.expires_at <= now() then 1 else counter.hits + 1 end,
-            expires_at = case when counter.expires_at <= now() then excluded.expires_at else counter.expires_at end
-          returning key, hits`;
-  const limits =
-    request.hits.length === 0
-      ? sql`select true as allowed`
-      : sql`select coalesce(bool_and(counted.hits <= hit.most), true) as allowed
-          from counted join (values ${values(request.hits, (hit) => sql`${hit.key}::text, ${hit.most}::int`)}) as hit (key, most) using (key)`;
-  // The draft holds when every requested newsletter is active and unchanged, and exactly the
-  // ones the address has not confirmed are in the mail.
-  const current =
-    expected.length === 0
-      ? sql`select false as holds`
-      : sql`select
-          (select count(*) from found join (values ${values(expected, (row) => sql`${row.id}::bigint, ${row.updatedAt}::timestamptz`)}) as seen (id, updated_at)
-            on found.id = seen.id and found.updated_at = seen.updated_at and found.status = 'active') = ${expected.length}
-          and not exists (
-            select 1 from (values ${values(expected, (row) => sql`${row.id}::bigint, ${mailed.has(row.id)}::boolean`)}) as wanted (newsletter_id, in_mail)
-            left join states using (newsletter_id)
-            where wanted.in_mail = (states.status is not distinct from 'confirmed')) as holds`;
-  const token = draft
-    ? sql`select subscriber.id, subscriber.email, payload || '.' || ${base64url(
-        sql`substring(sha256(${draft.pads.outer}::bytea || sha256(${draft.pads.inner}::bytea || convert_to(payload, 'UTF8'))) from 1 for 16)`,
-      )} as token
-        from subscriber, lateral (select ${base64url(
-          sql`convert_to(${draft.payload.before}::text || subscriber.id || ${draft.payload.after}::text, 'UTF8')`,
-        )} as payload) as signed`
-    : sql`select null::bigint as id, null::text as email, null::text as token where false`;
-  const mail = draft
-    ? sql`insert into outbox (kind, subscriber_id, to_address, from_address, subject, html, text, headers)
-        select 'confirmation', link.id, link.email, ${draft.from}::text, ${draft.subject}::text,
-          replace(${draft.html}::text, ${draft.slot}::text, ${draft.htmlLinkPrefix}::text || link.token),
-          replace(${draft.text}::text, ${draft.slot}::text, ${draft.linkPrefix}::text || link.token),
-          ${JSON.stringify(draft.headers)}::jsonb
-        from link
-        where exists (select 1 from requested where status = 'pending')
-          and (select hits from cap) <= ${draft.mailsPerDay}::int
-        returning id`
-    : sql`select null::bigint as id where false`;
-  const inMail = draft ? inLockOrder(draft.newsletterIds) : [];
-
+  const parameters = [
+    request.hits.map((hit) => hit.key),
+    request.hits.map((hit) => hit.windowSeconds),
+    request.hits.map((hit) => hit.most),
+    request.slugs,
+    request.normalized,
+    request.email,
+    expected.map((row) => row.id),
+    expected.map((row) => row.updatedAt),
+    expected.map((row) => mailed.has(row.id)),
+    draft ? inLockOrder(draft.newsletterIds) : [],
+    request.source,
+    request.ip,
+    request.userAgent,
+    request.consentTextVersion,
+    draft?.capWindowSeconds ?? 0,
+    draft?.mailsPerDay ?? 0,
+    draft?.pads.outer ?? null,
+    draft?.pads.inner ?? null,
+    draft?.payload.before ?? null,
+    draft?.payload.after ?? null,
+    draft?.from ?? null,
+    draft?.subject ?? null,
+    draft?.html ?? null,
+    draft?.text ?? null,
+    draft?.slot ?? null,
+    draft?.htmlLinkPrefix ?? null,
+    draft?.linkPrefix ?? null,
+    draft ? JSON.stringify(draft.headers) : null,
+  ];
+  const types = [
+    'text[]',
+    'int[]',
+    'int[]',
+    'text[]',
+    'text',
+    'text',
+    'bigint[]',
+    'timestamptz[]',
+    'boolean[]',
+    'bigint[]',
+    'text',
+    'text',
+    'text',
+    'text',
+    'int',
+    'int',
+    'bytea',
+    'bytea',
+    'text',
+    'text',
+    'text',
+    'text',
+    'text',
+    'text',
+    'text',
+    'text',
+    'text',
+    'jsonb',
+  ];
   const result = await sql<{
     hits: { key: string; hits: number }[];
     newsletters: RequestedNewsletter[];
@@ -356,68 +364,11 @@ export async function requestSubscription(
     pending: number[];
     cap_hits: number | null;
     token: string | null;
-  }>`
-    with counted as (${counted}),
-    allowance as (${limits}),
-    found as (
-      select id, slug, name, description, locale, status, updated_at from newsletters
-      where slug in (${sql.join(request.slugs.map((slug) => sql`${slug}::text`))})
-    ),
-    states as (
-      select subscriptions.newsletter_id, subscriptions.status
-      from subscriptions join subscribers on subscribers.id = subscriptions.subscriber_id
-      where subscribers.email_normalized = ${request.normalized}::text
-    ),
-    verdict as (select (select allowed from allowance) and (${current}) as go),
-    subscriber as (
-      insert into subscribers (email, email_normalized)
-      select ${request.email}::text, ${request.normalized}::text
-      from verdict
-      where go and not exists (select 1 from suppressions where email_normalized = ${request.normalized}::text)
-      on conflict (email_normalized) do update set email_normalized = excluded.email_normalized
-      returning id, email, status
-    ),
-    requested as (
-      insert into subscriptions as existing (subscriber_id, newsletter_id, status, source)
-      select subscriber.id, wanted.newsletter_id, 'pending', ${request.source}::text
-      from subscriber, unnest(${sql`array[${sql.join(inMail.length ? inMail.map((id) => sql`${id}::bigint`) : [sql`null::bigint`])}]`}) as wanted (newsletter_id)
-      where subscriber.status = 'active' and wanted.newsletter_id is not null
-      on conflict (subscriber_id, newsletter_id) do update set
-        status = case when existing.status = 'confirmed' then 'confirmed' else 'pending' end,
-        requested_at = case when existing.status = 'confirmed' then existing.requested_at else now() end,
-        source = case when existing.status = 'confirmed' then existing.source else excluded.source end
-      returning subscriber_id, newsletter_id, status
-    ),
-    consent as (
-      insert into consent_events (subscriber_id, newsletter_id, action, ip, user_agent, source, consent_text_version)
-      select subscriber_id, newsletter_id, 'requested', ${request.ip}::text, ${request.userAgent}::text,
-        ${request.source}::text, ${request.consentTextVersion}::text
-      from requested where status = 'pending'
-    ),
-    cap as (
-      insert into rate_limit_counters as counter (key, hits, expires_at)
-      select 'confirmation-mail:' || subscriber.id, 1, now() + make_interval(secs => ${draft?.capWindowSeconds ?? 0}::int)
-      from subscriber where exists (select 1 from requested where status = 'pending')
-      on conflict (key) do update set
-        hits = case when counter.expires_at <= now() then 1 else counter.hits + 1 end,
-        expires_at = case when counter.expires_at <= now() then excluded.expires_at else counter.expires_at end
-      returning hits
-    ),
-    link as (${token}),
-    mail as (${mail})
-    select
-      (select coalesce(json_agg(json_build_object('key', key, 'hits', hits)), '[]') from counted) as hits,
-      (select coalesce(json_agg(json_build_object(
-          'id', id, 'slug', slug, 'name', name, 'description', description,
-          'locale', locale, 'status', status, 'updated_at', updated_at)), '[]') from found) as newsletters,
-      (select coalesce(json_agg(json_build_object('newsletter_id', newsletter_id, 'status', status)), '[]') from states) as states,
-      (select go from verdict) as recorded,
-      (select id from subscriber) as subscriber_id,
-      (select coalesce(json_agg(newsletter_id), '[]') from requested where status = 'pending') as pending,
-      (select hits from cap) as cap_hits,
-      (select token from link where exists (select 1 from mail)) as token
-  `.execute(db);
-  const row = result.rows[0]!;
+  }>`select * from request_subscription(${sql.join(
+    parameters.map((value, index) => sql`${value}::${sql.raw(types[index]!)}`),
+  )})`.execute(db);
+  const rows = result.rows;
+  const row = rows[0]!;
   return {
     hits: new Map(row.hits.map((hit) => [hit.key, Number(hit.hits)])),
     newsletters: row.newsletters.map((newsletter) => ({
