@@ -4,6 +4,7 @@ import * as subscriptions from './002_subscriptions.ts';
 import * as articles from './003_articles.ts';
 import * as sends from './004_sends.ts';
 import * as subscribeRequest from './005_subscribe_request.ts';
+import * as deliveryClaims from './006_delivery_claims.ts';
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
@@ -12,4 +13,5 @@ export const migrations: Record<string, Migration> = {
   '003_articles': articles,
   '004_sends': sends,
   '005_subscribe_request': subscribeRequest,
+  '006_delivery_claims': deliveryClaims,
 };

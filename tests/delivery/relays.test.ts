@@ -31,7 +31,7 @@ afterAll(async () => {
 async function sendThrough(
   slug: string,
   readers: number,
-  lanes: Parameters<typeof createMailLane>[0][],
+  lanes: Omit<Parameters<typeof createMailLane>[0], 'logger'>[],
 ) {
   const newsletterId = await seedNewsletter(database.db, slug);
   await seedReaders(database.db, newsletterId, readers, { prefix: slug });
