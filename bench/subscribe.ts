@@ -30,6 +30,8 @@ const duration = Number(process.env.BENCH_DURATION ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const latencyRate = Number(process.env.BENCH_LATENCY_RATE ?? 200);
 const latencySeconds = Number(process.env.BENCH_LATENCY_SECONDS ?? 5);
+// One connection per concurrent request: commits then share WAL flushes (group commit).
+const poolSize = Number(process.env.BENCH_POOL_SIZE ?? connections);
 
 function withDatabase(url: string, name: string): string {
   const parsed = new URL(url);
@@ -97,7 +99,7 @@ const name = `broadsheet_bench_${randomBytes(4).toString('hex')}`;
 const admin = connectPostgres(withDatabase(serverUrl, 'postgres'), 1);
 await sql`create database ${sql.id(name)}`.execute(admin.db);
 const databaseUrl = withDatabase(serverUrl, name);
-const database = connectPostgres(databaseUrl, 20);
+const database = connectPostgres(databaseUrl, poolSize);
 const accepted = new Map<string, number>();
 const smtp = new SMTPServer({
   authOptional: true,
@@ -120,7 +122,7 @@ try {
   const config = loadConfig({
     NODE_ENV: 'production',
     DATABASE_URL: databaseUrl,
-    DATABASE_POOL_SIZE: '20',
+    DATABASE_POOL_SIZE: String(poolSize),
     SECRET: randomBytes(32).toString('hex'),
     SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
     PUBLIC_URL: 'https://news.example',
@@ -176,7 +178,7 @@ try {
   const ours = await hammer('subscribe', portOf(service), subscription('sub'));
 
   console.log(
-    `\nPOST /api/v1/subscriptions, ${connections} connections, ${duration} s, PostgreSQL (autocannon in the same process)`,
+    `\nPOST /api/v1/subscriptions, ${connections} connections, ${duration} s, PostgreSQL pool of ${poolSize} (autocannon in the same process)`,
   );
   console.log('                 req/s     p50 ms   p99 ms   non-2xx   process CPU ms/request');
   for (const [label, r] of [

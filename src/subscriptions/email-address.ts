@@ -101,8 +101,28 @@ export function parseEmailAddress(input: string, rules: AddressRules): EmailAddr
 
 /** "ann@gmial.com" → "ann@gmail.com": a likely typo of a common domain, else undefined. */
 export function suggestFor(typed: string): string | undefined {
-  const email = typed.includes('@') ? typed : undefined;
-  if (!email) return undefined;
-  const result = spellChecker.run({ email: email.toLowerCase() });
-  return result && result.full !== email.toLowerCase() ? result.full : undefined;
+  const at = typed.lastIndexOf('@');
+  if (at < 0) return undefined;
+  const email = typed.toLowerCase();
+  const local = email.slice(0, at);
+  if (!/^[\w.+-]+$/.test(local)) return suggestTyped(email);
+  // The suggestion depends on the domain only, and readers share a few hundred domains.
+  const domain = email.slice(at + 1);
+  let suggested = suggestedDomains.get(domain);
+  if (suggested === undefined) {
+    const result = spellChecker.run({ email: `mailbox@${domain}` });
+    suggested = result && result.domain !== domain ? result.domain : '';
+    if (suggestedDomains.size >= MAX_REMEMBERED_DOMAINS) suggestedDomains.clear();
+    suggestedDomains.set(domain, suggested);
+  }
+  return suggested ? `${local}@${suggested}` : undefined;
+}
+
+const suggestedDomains = new Map<string, string>();
+const MAX_REMEMBERED_DOMAINS = 10_000;
+
+// Local parts the library would encode (quotes, non-ASCII) are left to it, as before.
+function suggestTyped(email: string): string | undefined {
+  const result = spellChecker.run({ email });
+  return result && result.full !== email ? result.full : undefined;
 }
