@@ -155,7 +155,9 @@ async function runWorker(sendId: number): Promise<{ seconds: number; peakRssKb: 
   const child = spawn(
     process.execPath,
     [
-      ...(process.env.BENCH_NODE_FLAGS ?? '--max-semi-space-size=4 --max-old-space-size=96').split(' ').filter(Boolean),
+      ...(process.env.BENCH_NODE_FLAGS ?? '--max-semi-space-size=4 --max-old-space-size=96')
+        .split(' ')
+        .filter(Boolean),
       'dist/src/cli.js',
       'worker',
     ],
