@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
 const list = z
@@ -83,6 +84,12 @@ const environmentSchema = z
     DKIM_DOMAIN: z.string().min(1).optional(),
     DKIM_SELECTOR: z.string().min(1).optional(),
     DKIM_PRIVATE_KEY: z.string().min(1).optional(),
+    DKIM_THREADS: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(64)
+      .default(Math.max(0, availableParallelism() - 1)),
     CONFIRM_LINK_DAYS: z.coerce.number().positive().max(90).default(7),
     CONFIRMATION_MAILS_PER_DAY: z.coerce.number().int().min(1).max(100).default(3),
     SUBSCRIBE_LIMIT_PER_IP: z.coerce.number().int().min(1).default(30),
@@ -215,6 +222,7 @@ function toConfig(env: z.infer<typeof environmentSchema>) {
               privateKey: env.DKIM_PRIVATE_KEY.replaceAll('\\n', '\n'),
             }
           : undefined,
+      dkimThreads: env.DKIM_THREADS,
     },
     confirmLinkDays: env.CONFIRM_LINK_DAYS,
     confirmationMailsPerDay: env.CONFIRMATION_MAILS_PER_DAY,

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Kysely } from 'kysely';
 import type { Transporter } from 'nodemailer';
-import DKIM from 'nodemailer/lib/dkim';
 import type { Config } from '../config.ts';
 import type { Database, OutboxRow } from '../db/database.ts';
 import type { Logger } from '../log.ts';
@@ -16,6 +15,7 @@ import {
   type ClaimedDelivery,
   type Outcome,
 } from './ledger.repository.ts';
+import { DkimSigner } from './dkim-signer.ts';
 import { LanePicker } from './lane-picker.ts';
 import { LaneShare, type MailLane, type Relay } from './mail-lane.ts';
 import { newsletterMailCommon, newsletterMessageId } from './newsletter-mail.ts';
@@ -68,7 +68,7 @@ export class DeliveryWorker {
   private readonly workerId: string;
   private readonly shares: LaneShare[] = [];
   private readonly picker: LanePicker<MailLane> | undefined;
-  private readonly signer: DKIM | undefined;
+  private readonly signer: DkimSigner | undefined;
   private readonly recorder: LedgerRecorder | undefined;
   // Frozen content never changes, so caching the prepared message decides nothing about who gets mail.
   private readonly preparedSends = new Map<number, PreparedSend>();
@@ -92,7 +92,9 @@ export class DeliveryWorker {
         (lane) => new LaneShare(options.db, lane, this.workerId, this.slotLeaseSeconds),
       );
       this.picker = new LanePicker(lanes);
-      this.signer = config.delivery.dkim ? new DKIM(config.delivery.dkim) : undefined;
+      this.signer = config.delivery.dkim
+        ? new DkimSigner(config.delivery.dkim, config.delivery.dkimThreads)
+        : undefined;
       this.recorder = new LedgerRecorder(options.db, {
         maxAttempts: options.maxAttempts ?? config.delivery.maxAttempts,
         retrySeconds: config.delivery.retrySeconds,
@@ -128,6 +130,7 @@ export class DeliveryWorker {
     this.wake?.();
     await this.loop;
     await this.recorder?.flushBefore(Date.now() + this.leaseSeconds * 1000);
+    await this.signer?.close();
     if (this.shares.length > 0) {
       await Promise.all(this.shares.map((share) => share.close()));
       await retireWorker(this.options.db, this.workerId).catch((error: unknown) =>
@@ -319,7 +322,7 @@ export class DeliveryWorker {
         date: new Date(),
         values: { unsubscribe_url: links.unsubscribeUrl, preferences_url: links.preferencesUrl },
       });
-      if (this.signer) message = await buffer(this.signer.sign(message));
+      if (this.signer) message = await this.signer.sign(message);
     } catch (error) {
       return { kind: 'retry', error: describeFailure(error) };
     }
@@ -385,10 +388,4 @@ export class DeliveryWorker {
     this.preparedSends.set(sendId, entry);
     return entry;
   }
-}
-
-async function buffer(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }
