@@ -7,10 +7,14 @@
  *   npm run bench:send                        # 100,000 readers
  *   BENCH_READERS=1000000 npm run bench:send  # a million: materialisation and worker memory
  *
+ * Also, on BENCH_DKIM_READERS (20,000) of them: DKIM-signed sends, signing on the worker's main
+ * thread against one signing thread.
+ *
  * BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) names a server where
  * a scratch database is created and dropped.
  */
 import { spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { sql } from 'kysely';
 import nodemailer from 'nodemailer';
@@ -29,6 +33,7 @@ const READERS = Number(process.env.BENCH_READERS ?? 100_000);
 const NAIVE_READERS = Number(process.env.BENCH_NAIVE_READERS ?? Math.min(READERS, 10_000));
 const RAW_MESSAGES = Number(process.env.BENCH_RAW_MESSAGES ?? 30_000);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
+const DKIM_READERS = Number(process.env.BENCH_DKIM_READERS ?? Math.min(READERS, 20_000));
 const SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const SECRET = 'bench-secret-bench-secret-bench-secret-00';
 
@@ -98,6 +103,50 @@ try {
   if (sentA !== READERS) throw new Error(`worker sent ${sentA} of ${READERS}`);
   const a = READERS / worker.seconds;
 
+  // DKIM-signed sends to a subset, signing on the main thread against a signing thread
+  const dkimLines: string[] = [];
+  if (DKIM_READERS > 0) {
+    const signed = await db
+      .insertInto('newsletters')
+      .values({
+        slug: 'signed',
+        name: 'Signed',
+        from_name: 'The Newsroom',
+        from_email: 'briefing@news.example.com',
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await sql`
+      insert into subscriptions (subscriber_id, newsletter_id, status, confirmed_at, source)
+      select id, ${signed.id}, 'confirmed', now(), 'bench' from subscribers where id <= ${DKIM_READERS}`.execute(
+      db,
+    );
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const key = privateKey
+      .export({ type: 'pkcs1', format: 'pem' })
+      .toString()
+      .replaceAll('\n', '\\n');
+    for (const threads of [0, 1]) {
+      const { send: signedSend } = await createSend(
+        db,
+        async () => ({ ...digest, articleIds: articles.map((a) => a.id) }),
+        'signed',
+        {},
+        { createdBy: 'bench' },
+      );
+      await startSend(db, signedSend.id, { startedBy: 'bench' });
+      const run = await runWorker(signedSend.id, {
+        DKIM_DOMAIN: 'news.example.com',
+        DKIM_SELECTOR: 'bench',
+        DKIM_PRIVATE_KEY: key,
+        DKIM_THREADS: String(threads),
+      });
+      dkimLines.push(
+        `DKIM, ${threads} signing thread(s)   ${(DKIM_READERS / run.seconds).toFixed(0)} messages/s (${DKIM_READERS} readers)`,
+      );
+    }
+  }
+
   // (b) the naive way, on a subset (it is slow)
   const b = await naiveSend(digest, NAIVE_READERS);
 
@@ -142,6 +191,7 @@ try {
   console.log(`a/b                         ${(a / b).toFixed(2)}`);
   console.log(`a/c                         ${(a / c).toFixed(2)}`);
   console.log(`worker peak RSS             ${(worker.peakRssKb / 1024).toFixed(0)} MB`);
+  for (const line of dkimLines) console.log(line);
   console.log(`listener accepted           ${accepted.toLocaleString('en')} messages in all`);
 } finally {
   await sink.stop();
@@ -150,7 +200,10 @@ try {
   await admin.close();
 }
 
-async function runWorker(sendId: number): Promise<{ seconds: number; peakRssKb: number }> {
+async function runWorker(
+  sendId: number,
+  extraEnv: Record<string, string> = {},
+): Promise<{ seconds: number; peakRssKb: number }> {
   // The compiled worker with the flags of `npm run worker:production`; tsx alone adds ~50 MB.
   const child = spawn(
     process.execPath,
@@ -172,6 +225,7 @@ async function runWorker(sendId: number): Promise<{ seconds: number; peakRssKb: 
         LOG_LEVEL: 'warn',
         FEED_POLLING: 'false',
         WORKER_POLL_MS: '50',
+        ...extraEnv,
       },
       stdio: ['ignore', 'inherit', 'inherit'],
     },
