@@ -2,9 +2,9 @@
  * Digest rendering: one compile per send against splicing each reader's links into it.
  * `npm run bench:render` — prints medians and the ratio against a full compile per reader.
  */
-import type { Article } from '../src/articles/articles.service.ts';
 import { renderDigest, type DigestNewsletter } from '../src/digests/digest-content.ts';
 import { MailTemplates, personalise } from '../src/digests/mail-templates.ts';
+import { sampleArticles } from './sample-articles.ts';
 
 const COMPILES = 40;
 const BATCHES = 200;
@@ -21,27 +21,7 @@ const options = {
   timeZone: 'Europe/London',
   archiveUrl: 'https://news.example.com/newsletters/{newsletter}/{date}',
 };
-const articles: Article[] = Array.from({ length: 10 }, (_, i) => ({
-  id: i + 1,
-  externalId: `cms-${i + 1}`,
-  url: `https://news.example.com/2026/11/26/a-story-about-the-budget-and-the-council-${i + 1}`,
-  title: `Council agrees budget after a long night of talks, story number ${i + 1}`,
-  summary:
-    'Councillors met until the early hours to settle the spending plan for next year, ' +
-    'with libraries, buses and road repairs at the centre of a debate that split the chamber. ' +
-    'Here is what changes for residents, and what happens next.',
-  authors: ['Ann Reporter', 'Bob Writer'],
-  imageUrl: `https://cdn.news.example.com/images/2026/11/budget-${i + 1}.jpg`,
-  imageAlt: 'Councillors leaving the chamber at dawn',
-  imageWidth: 1200,
-  imageHeight: 800,
-  section: 'Politics',
-  tags: ['budget', 'council'],
-  publishedAt: new Date(Date.UTC(2026, 10, 26, 5, i)),
-  updatedAt: null,
-  source: 'api',
-  createdAt: new Date(Date.UTC(2026, 10, 26, 5, i)),
-}));
+const articles = sampleArticles();
 
 const readerLinks = (n: number) => ({
   unsubscribe_url: `https://news.example.com/unsubscribe/${n.toString(36).padStart(8, '0')}.Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0`,

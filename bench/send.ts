@@ -18,7 +18,6 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { sql } from 'kysely';
 import nodemailer from 'nodemailer';
-import type { Article } from '../src/articles/articles.service.ts';
 import { connectPostgres } from '../src/db/connect.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
 import { newsletterMailCommon } from '../src/delivery/newsletter-mail.ts';
@@ -27,6 +26,7 @@ import { createSend, startSend } from '../src/delivery/sends.service.ts';
 import { renderDigest } from '../src/digests/digest-content.ts';
 import { MailTemplates, personalise } from '../src/digests/mail-templates.ts';
 import { blastRawSmtp } from './raw-smtp-client.ts';
+import { sampleArticles } from './sample-articles.ts';
 import { startSmtpSink } from './smtp-sink-process.ts';
 
 const READERS = Number(process.env.BENCH_READERS ?? 100_000);
@@ -53,7 +53,7 @@ const sink = await startSmtpSink();
 
 try {
   await migrateToLatest(db);
-  const articles = makeArticles();
+  const articles = sampleArticles();
   const templates = new MailTemplates();
   const digest = await renderDigest(templates, digestNewsletter, articles, {
     issuedAt: new Date(),
@@ -325,28 +325,4 @@ function readerValues(n: number) {
 
 function seconds(since: number): string {
   return ((performance.now() - since) / 1000).toFixed(2);
-}
-
-function makeArticles(): Article[] {
-  return Array.from({ length: 10 }, (_, i) => ({
-    id: i + 1,
-    externalId: `cms-${i + 1}`,
-    url: `https://news.example.com/2026/11/26/a-story-about-the-budget-and-the-council-${i + 1}`,
-    title: `Council agrees budget after a long night of talks, story number ${i + 1}`,
-    summary:
-      'Councillors met until the early hours to settle the spending plan for next year, ' +
-      'with libraries, buses and road repairs at the centre of a debate that split the chamber. ' +
-      'Here is what changes for residents, and what happens next.',
-    authors: ['Ann Reporter', 'Bob Writer'],
-    imageUrl: `https://cdn.news.example.com/images/2026/11/budget-${i + 1}.jpg`,
-    imageAlt: 'Councillors leaving the chamber at dawn',
-    imageWidth: 1200,
-    imageHeight: 800,
-    section: 'Politics',
-    tags: ['budget', 'council'],
-    publishedAt: new Date(Date.UTC(2026, 10, 26, 5, i)),
-    updatedAt: null,
-    source: 'api',
-    createdAt: new Date(Date.UTC(2026, 10, 26, 5, i)),
-  }));
 }
