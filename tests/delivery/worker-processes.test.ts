@@ -1,4 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -245,7 +246,8 @@ describe.skipIf(!onPostgres)('worker processes against one PostgreSQL', () => {
         async () => messagesOf('restart').length,
         (n) => n >= 150,
       );
-      execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', '15', 'main', 'restart']);
+      const [version] = readdirSync('/etc/postgresql');
+      execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', version!, 'main', 'restart']);
       await untilSent(sendId, 120_000);
       worker.kill('SIGTERM');
       await exited(worker);
