@@ -269,7 +269,7 @@ export interface SubscriptionOutcome {
   newsletters: RequestedNewsletter[];
   /** The address's subscriptions as they were before this request. */
   states: Map<number, SubscriptionStatus>;
-  /** False when the draft no longer fits (limits, newsletters, states): nothing was written. */
+  /** False when a limit is reached or the draft no longer fits: only the counters changed. */
   recorded: boolean;
   pendingNewsletterIds: number[];
   subscriberId: number | null;
