@@ -204,6 +204,15 @@ async function queueConfirmation(
   }
 }
 
+function unknownNewsletters(slugs: string[]): DomainError {
+  return new DomainError(
+    'invalid',
+    'unknown_newsletter',
+    `there is no newsletter to subscribe to called ${slugs.map((slug) => `"${slug}"`).join(', ')}`,
+    { newsletters: slugs },
+  );
+}
+
 function requestedNewsletters(
   slugs: string[],
   found: repository.RequestedNewsletter[],
@@ -214,12 +223,7 @@ function requestedNewsletters(
   );
   const unknown = wanted.filter((slug) => !active.has(slug));
   if (unknown.length > 0) {
-    throw new DomainError(
-      'invalid',
-      'unknown_newsletter',
-      `there is no newsletter to subscribe to called ${unknown.map((slug) => `"${slug}"`).join(', ')}`,
-      { newsletters: unknown },
-    );
+    throw unknownNewsletters(unknown);
   }
   return wanted.map((slug) => active.get(slug)!);
 }
@@ -539,12 +543,7 @@ export async function savePreferences(
       ),
   );
   if (unknown.length > 0) {
-    throw new DomainError(
-      'invalid',
-      'unknown_newsletter',
-      `there is no newsletter to subscribe to called ${unknown.map((slug) => `"${slug}"`).join(', ')}`,
-      { newsletters: unknown },
-    );
+    throw unknownNewsletters(unknown);
   }
   const join = all.filter((n) => wanted.has(n.slug) && n.status !== 'confirmed').map((n) => n.id);
   const leave = all.filter((n) => !wanted.has(n.slug) && n.status === 'confirmed').map((n) => n.id);
