@@ -1,4 +1,5 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { useFastDotStuffing } from './smtp-data.ts';
 
 export interface RelayOptions {
   /** smtp:// or smtps:// with optional user:password@ */
@@ -35,7 +36,9 @@ export class RelayPool {
   private open = 0;
   private closed = false;
 
-  constructor(private readonly options: RelayOptions) {}
+  constructor(private readonly options: RelayOptions) {
+    useFastDotStuffing();
+  }
 
   get name(): string {
     const url = new URL(this.options.url);
