@@ -10,6 +10,7 @@ import type MailMessage from 'nodemailer/lib/mailer/mail-message';
 import type { Logger } from '../log.ts';
 import type { MailLane, Relay } from './mail-lane.ts';
 import { RelayPool } from './relay-pool.ts';
+import { useFastDotStuffing } from './smtp-data.ts';
 
 interface FileSentInfo {
   envelope: ReturnType<MailMessage['message']['getEnvelope']>;
@@ -32,6 +33,7 @@ export interface TransportOptions {
  */
 export function createMailTransport(options: TransportOptions): Transporter {
   if (options.smtpUrl) {
+    useFastDotStuffing();
     return nodemailer.createTransport({
       url: options.smtpUrl,
       pool: true,
