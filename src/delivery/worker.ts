@@ -12,6 +12,7 @@ import {
   finishSendIfDone,
   reclaimExpiredLeases,
   releaseDeliveries,
+  type ClaimCursor,
   type ClaimedDelivery,
   type Outcome,
 } from './ledger.repository.ts';
@@ -72,6 +73,8 @@ export class DeliveryWorker {
   private readonly recorder: LedgerRecorder | undefined;
   // Frozen content never changes, so caching the prepared message decides nothing about who gets mail.
   private readonly preparedSends = new Map<number, PreparedSend>();
+  // Where each send's last claim ended; only a starting point, the ledger decides what is due.
+  private readonly cursors = new Map<number, ClaimCursor>();
 
   constructor(private readonly options: WorkerOptions) {
     this.workerId = options.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -212,6 +215,9 @@ export class DeliveryWorker {
     for (const id of this.preparedSends.keys()) {
       if (!sends.some((send) => send.id === id)) this.preparedSends.delete(id);
     }
+    for (const id of this.cursors.keys()) {
+      if (!sends.some((send) => send.id === id)) this.cursors.delete(id);
+    }
     if (sends.length === 0) {
       await Promise.all(this.shares.map((share) => share.release()));
       return 0;
@@ -221,7 +227,7 @@ export class DeliveryWorker {
       if (!this.running && this.loop) break;
       const lanes = await this.openLanes();
       if (lanes.length === 0) break;
-      const claims = await claimDeliveries(db, send, this.claimLimit(lanes), this.leaseSeconds);
+      const claims = await this.claim(send, this.claimLimit(lanes));
       if (claims.length === 0) {
         if (await finishSendIfDone(db, send.id)) logger.info({ sendId: send.id }, 'send finished');
         continue;
@@ -230,6 +236,35 @@ export class DeliveryWorker {
       await this.deliverBatch(lanes, claims);
     }
     return handled;
+  }
+
+  /**
+   * Claims from where this worker's last claim of the send ended; when nothing is left after that
+   * point it starts over once, for rows given back, taken back from a dead worker, or retried.
+   */
+  private async claim(
+    send: { id: number; newsletterId: number },
+    limit: number,
+  ): Promise<ClaimedDelivery[]> {
+    const { db } = this.options;
+    const after = this.cursors.get(send.id);
+    let claims = await claimDeliveries(db, send, limit, this.leaseSeconds, after);
+    if (claims.length === 0 && after) {
+      claims = await claimDeliveries(db, send, limit, this.leaseSeconds);
+    }
+    const last = claims.reduce<ClaimedDelivery | undefined>(
+      (latest, claim) =>
+        !latest ||
+        claim.nextAttemptAt > latest.nextAttemptAt ||
+        (claim.nextAttemptAt.getTime() === latest.nextAttemptAt.getTime() &&
+          claim.subscriberId > latest.subscriberId)
+          ? claim
+          : latest,
+      undefined,
+    );
+    if (last) this.cursors.set(send.id, last);
+    else this.cursors.delete(send.id);
+    return claims;
   }
 
   // Rate-limited lanes get no more rows than they can send before the batch's deadline.
