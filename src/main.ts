@@ -37,7 +37,7 @@ export async function startService(parts: { http: boolean; worker: boolean }): P
         logger,
         messageIdDomain: config.messageIdDomain,
         config,
-        lanes: newsletterLanes(config, logger),
+        lanes: newsletterLanes(config),
       })
     : undefined;
   worker?.start();
@@ -81,7 +81,7 @@ export async function startService(parts: { http: boolean; worker: boolean }): P
 }
 
 /** SMTP_RELAYS when set, otherwise SMTP_URL (or .eml files) as the one way out. */
-function newsletterLanes(config: Config, logger: Logger) {
+function newsletterLanes(config: Config) {
   const { delivery } = config;
   const relays = config.relays.length
     ? config.relays
@@ -98,7 +98,6 @@ function newsletterLanes(config: Config, logger: Logger) {
     createMailLane({
       smtpUrl: relay.url,
       dataDir: config.dataDir,
-      logger,
       messagesPerSecond: relay.messagesPerSecond,
       maxConnections: relay.maxConnections ?? delivery.maxConnections,
       weight: relay.weight,

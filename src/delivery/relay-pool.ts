@@ -1,5 +1,6 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { useFastDotStuffing } from './smtp-data.ts';
+import { describeFailure } from './smtp-errors.ts';
 
 export interface RelayOptions {
   /** smtp:// or smtps:// with optional user:password@ */
@@ -152,31 +153,10 @@ export class RelayPool {
   }
 }
 
-const CONNECTION_CODES = new Set([
-  'ECONNECTION',
-  'ETIMEDOUT',
-  'ESOCKET',
-  'EDNS',
-  'ECONNREFUSED',
-  'EPROTOCOL',
-  'ETLS',
-]);
-
 function toRelayError(error: unknown, connecting = false): RelayError {
   if (error instanceof RelayError) return error;
-  const { responseCode, response, message, code } = error as {
-    responseCode?: number;
-    response?: string;
-    message?: string;
-    code?: string;
-  };
-  const said = (response ?? message ?? '').trim();
-  const text = !responseCode
-    ? (message ?? String(error))
-    : said.startsWith(String(responseCode))
-      ? said
-      : `${responseCode} ${said}`;
-  const connectionFailed =
-    connecting || responseCode === 421 || (!responseCode && CONNECTION_CODES.has(code ?? ''));
-  return new RelayError(text, responseCode, connectionFailed || !responseCode);
+  const { responseCode } = error as { responseCode?: number };
+  // No SMTP answer at all (refused, dropped, timed out) or a 421 means the connection, not the message.
+  const connectionFailed = connecting || responseCode === 421 || !responseCode;
+  return new RelayError(describeFailure(error), responseCode, connectionFailed);
 }

@@ -45,24 +45,16 @@ export function createMailTransport(options: TransportOptions): Transporter {
       socketTimeout: 30_000,
     } as SmtpOptions);
   }
-  const folder = join(options.dataDir, 'mail');
-  let sequence = 0;
+  const files = emlFileRelay(options.dataDir);
   return nodemailer.createTransport({
     name: 'eml-files',
     version: '1',
     send(mail: MailMessage, callback: (error: Error | null, info?: FileSentInfo) => void) {
       void (async () => {
-        const message = await mail.message.build();
-        await mkdir(folder, { recursive: true });
-        const id = (mail.message.messageId() ?? '').replace(/[^\w.@-]/g, '');
-        const file = join(folder, `${Date.now()}-${++sequence}-${id}.eml`);
-        await writeFile(file, message);
-        options.logger.info({ file, to: mail.data.to }, 'mail written to file (no SMTP_URL set)');
-        return {
-          envelope: mail.message.getEnvelope(),
-          messageId: mail.message.messageId(),
-          response: `written ${file}`,
-        };
+        const envelope = mail.message.getEnvelope();
+        const file = await files.write(await mail.message.build());
+        options.logger.info({ file, to: envelope.to }, 'mail written to file (no SMTP_URL set)');
+        return { envelope, messageId: mail.message.messageId(), response: `written ${file}` };
       })().then(
         (info) => callback(null, info),
         (error: Error) => callback(error, undefined),
@@ -80,7 +72,6 @@ export function createMailLane(options: {
   name?: string;
   smtpUrl?: string;
   dataDir: string;
-  logger: Logger;
   messagesPerSecond: number;
   maxConnections: number;
   weight?: number;
@@ -102,23 +93,21 @@ export function createMailLane(options: {
             maxConnections: connections,
             clientName: options.clientName,
           })
-        : emlFileRelay(options.dataDir, options.logger),
+        : emlFileRelay(options.dataDir),
   };
 }
 
 /** Embedded defaults: each finished message is written as it would have been sent. */
-export function emlFileRelay(dataDir: string, logger: Logger): Relay {
+export function emlFileRelay(dataDir: string): Relay & { write(message: Buffer): Promise<string> } {
   const folder = join(dataDir, 'mail');
   let sequence = 0;
-  return {
-    async send(envelope, message) {
-      await mkdir(folder, { recursive: true });
-      const file = join(folder, `${Date.now()}-${process.pid}-${++sequence}.eml`);
-      await writeFile(file, message);
-      logger.debug({ file, to: envelope.to }, 'mail written to file (no SMTP_URL set)');
-    },
-    close: () => undefined,
+  const write = async (message: Buffer) => {
+    await mkdir(folder, { recursive: true });
+    const file = join(folder, `${Date.now()}-${process.pid}-${++sequence}.eml`);
+    await writeFile(file, message);
+    return file;
   };
+  return { write, send: (_envelope, message) => write(message), close: () => undefined };
 }
 
 /** Hands finished bytes to a nodemailer transporter (the outbox's), for a worker given no lanes. */

@@ -56,7 +56,6 @@ function workerFor(config: Config, db = database.db): DeliveryWorker {
       createMailLane({
         smtpUrl: relay.url,
         dataDir: '/tmp',
-        logger,
         messagesPerSecond: config.delivery.messagesPerSecond,
         maxConnections: config.delivery.maxConnections,
       }),
@@ -389,7 +388,7 @@ describe('the delivery ledger and worker', () => {
       logger,
       messageIdDomain: config.messageIdDomain,
       config,
-      lanes: [createMailLane({ dataDir, logger, messagesPerSecond: 0, maxConnections: 5 })],
+      lanes: [createMailLane({ dataDir, messagesPerSecond: 0, maxConnections: 5 })],
     });
     await drain(worker, sendId);
     const files = await readdir(join(dataDir, 'mail'));

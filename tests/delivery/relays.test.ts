@@ -31,7 +31,7 @@ afterAll(async () => {
 async function sendThrough(
   slug: string,
   readers: number,
-  lanes: Omit<Parameters<typeof createMailLane>[0], 'logger'>[],
+  lanes: Parameters<typeof createMailLane>[0][],
 ) {
   const newsletterId = await seedNewsletter(database.db, slug);
   await seedReaders(database.db, newsletterId, readers, { prefix: slug });
@@ -45,7 +45,7 @@ async function sendThrough(
     logger,
     messageIdDomain: config.messageIdDomain,
     config,
-    lanes: lanes.map((lane) => createMailLane({ ...lane, logger })),
+    lanes: lanes.map((lane) => createMailLane(lane)),
   });
   for (
     let pass = 0;

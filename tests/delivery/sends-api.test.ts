@@ -43,7 +43,6 @@ async function drain(sendId: number): Promise<void> {
       createMailLane({
         smtpUrl: capture.url,
         dataDir: t.config.dataDir,
-        logger,
         messagesPerSecond: 0,
         maxConnections: 3,
       }),
