@@ -10,6 +10,7 @@
  * a database of its own is created and dropped.
  */
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
@@ -59,6 +60,7 @@ async function hammer(
 ) {
   let sequence = 0;
   const cpu = process.cpuUsage();
+  const postgresCpu = postgresCpuMs();
   const result = await autocannon({
     title,
     url: `http://127.0.0.1:${port}/api/v1/subscriptions`,
@@ -80,6 +82,7 @@ async function hammer(
     ],
   });
   const used = process.cpuUsage(cpu);
+  const postgresPerRequest = (postgresCpuMs() - postgresCpu) / Math.max(1, result.requests.total);
   const non2xx = result.non2xx + result.errors + result.timeouts;
   const cpuPerRequest = (used.user + used.system) / 1000 / Math.max(1, result.requests.total);
   return {
@@ -88,7 +91,24 @@ async function hammer(
     p99: result.latency.p99,
     non2xx,
     cpuPerRequest,
+    postgresPerRequest,
   };
+}
+
+// CPU used by every postgres process on this machine, in ms (user + system, from /proc).
+function postgresCpuMs(): number {
+  const tick = 10;
+  let total = 0;
+  for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'postgres') continue;
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) * tick;
+    } catch {
+      // the process ended between the listing and the read
+    }
+  }
+  return total;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -180,14 +200,16 @@ try {
   console.log(
     `\nPOST /api/v1/subscriptions, ${connections} connections, ${duration} s, PostgreSQL pool of ${poolSize} (autocannon in the same process)`,
   );
-  console.log('                 req/s     p50 ms   p99 ms   non-2xx   process CPU ms/request');
+  console.log(
+    '                 req/s     p50 ms   p99 ms   non-2xx   CPU ms/request: Node  PostgreSQL',
+  );
   for (const [label, r] of [
     ['baseline 202', base],
     ['one INSERT', insertOnly],
     ['subscribe', ours],
   ] as const) {
     console.log(
-      `${label.padEnd(15)} ${r.rps.toFixed(0).padStart(7)} ${String(r.p50).padStart(9)} ${String(r.p99).padStart(8)} ${String(r.non2xx).padStart(9)} ${r.cpuPerRequest.toFixed(2).padStart(10)}`,
+      `${label.padEnd(15)} ${r.rps.toFixed(0).padStart(7)} ${String(r.p50).padStart(9)} ${String(r.p99).padStart(8)} ${String(r.non2xx).padStart(9)} ${r.cpuPerRequest.toFixed(2).padStart(20)} ${r.postgresPerRequest.toFixed(2).padStart(11)}`,
     );
   }
   console.log(

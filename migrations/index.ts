@@ -5,6 +5,7 @@ import * as articles from './003_articles.ts';
 import * as sends from './004_sends.ts';
 import * as subscribeRequest from './005_subscribe_request.ts';
 import * as deliveryClaims from './006_delivery_claims.ts';
+import * as subscribeBatches from './007_subscribe_batches.ts';
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   '004_sends': sends,
   '005_subscribe_request': subscribeRequest,
   '006_delivery_claims': deliveryClaims,
+  '007_subscribe_batches': subscribeBatches,
 };

@@ -121,11 +121,14 @@ export interface OutboxTable {
   kind: string;
   subscriber_id: number | null;
   to_address: string;
-  from_address: string;
-  subject: string;
-  html: string;
-  text: string;
+  /** Null when the mail is a shared body (body_id) with this row's token spliced in. */
+  from_address: string | null;
+  subject: string | null;
+  html: string | null;
+  text: string | null;
   headers: ColumnType<Record<string, string>, string | undefined, string>;
+  body_id: number | null;
+  token: string | null;
   status: ColumnType<OutboxStatus, OutboxStatus | undefined, OutboxStatus>;
   attempts: ColumnType<number, number | undefined, number>;
   next_attempt_at: ColumnType<Date, Date | string | undefined, Date | string>;
@@ -134,6 +137,17 @@ export interface OutboxTable {
   message_id: string | null;
   created_at: CreatedAt;
   sent_at: NullableTimestamp;
+}
+
+export interface MailBodiesTable {
+  id: Generated<number>;
+  digest: string;
+  from_address: string;
+  subject: string;
+  html: string;
+  text: string;
+  headers: ColumnType<Record<string, string>, string | undefined, string>;
+  created_at: CreatedAt;
 }
 
 export interface RateLimitCountersTable {
@@ -209,6 +223,7 @@ export interface Database {
   consent_events: ConsentEventsTable;
   suppressions: SuppressionsTable;
   outbox: OutboxTable;
+  mail_bodies: MailBodiesTable;
   articles: ArticlesTable;
   sends: SendsTable;
   deliveries: DeliveriesTable;

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
-import type { Db, OutboxRow } from '../db/database.ts';
+import type { Db } from '../db/database.ts';
 
 export interface OutgoingMail {
   kind: string;
@@ -10,6 +11,49 @@ export interface OutgoingMail {
   html: string;
   text: string;
   headers?: Record<string, string>;
+}
+
+/** Where a shared body takes the token of the outbox row that sends it. */
+export const MAIL_TOKEN_SLOT = '%%{token}%%';
+
+/** A mail sent to many people alike but for a token: stored once, sent by reference. */
+export interface SharedMailBody {
+  from: string;
+  subject: string;
+  html: string;
+  text: string;
+  headers: Record<string, string>;
+}
+
+/** The id of a shared body, stored on first use; the same content always gets the same row. */
+export async function saveMailBody(db: Db, body: SharedMailBody): Promise<number> {
+  const digest = createHash('sha256').update(JSON.stringify(body)).digest('hex');
+  const row = await db
+    .insertInto('mail_bodies')
+    .values({
+      digest,
+      from_address: body.from,
+      subject: body.subject,
+      html: body.html,
+      text: body.text,
+      headers: JSON.stringify(body.headers),
+    })
+    .onConflict((conflict) => conflict.column('digest').doUpdateSet({ digest }))
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return row.id;
+}
+
+/** A claimed mail, complete: a shared body has its token in place. */
+export interface DueMail {
+  id: number;
+  kind: string;
+  to_address: string;
+  from_address: string;
+  subject: string;
+  html: string;
+  text: string;
+  headers: Record<string, string>;
 }
 
 /** Queues a transactional mail; call it with the transaction that makes the change it reports. */
@@ -36,18 +80,27 @@ export async function claimDueMail(
   db: Db,
   limit: number,
   leaseSeconds: number,
-): Promise<OutboxRow[]> {
-  const result = await sql<OutboxRow>`
-    update outbox set status = 'sending', attempts = attempts + 1,
-      lease_until = now() + make_interval(secs => ${leaseSeconds})
-    where id in (
-      select id from outbox
-      where (status = 'queued' and next_attempt_at <= now())
-         or (status = 'sending' and lease_until < now())
-      order by next_attempt_at
-      limit ${limit}
-      for update skip locked)
-    returning *`.execute(db);
+): Promise<DueMail[]> {
+  const result = await sql<DueMail>`
+    with claimed as (
+      update outbox set status = 'sending', attempts = attempts + 1,
+        lease_until = now() + make_interval(secs => ${leaseSeconds})
+      where id in (
+        select id from outbox
+        where (status = 'queued' and next_attempt_at <= now())
+           or (status = 'sending' and lease_until < now())
+        order by next_attempt_at
+        limit ${limit}
+        for update skip locked)
+      returning *
+    )
+    select claimed.id, claimed.kind, claimed.to_address,
+      coalesce(claimed.from_address, body.from_address) as from_address,
+      coalesce(claimed.subject, body.subject) as subject,
+      coalesce(claimed.html, replace(body.html, ${MAIL_TOKEN_SLOT}, claimed.token)) as html,
+      coalesce(claimed.text, replace(body.text, ${MAIL_TOKEN_SLOT}, claimed.token)) as text,
+      coalesce(body.headers, '{}') || claimed.headers as headers
+    from claimed left join mail_bodies body on body.id = claimed.body_id`.execute(db);
   return result.rows;
 }
 

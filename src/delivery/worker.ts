@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { Kysely } from 'kysely';
 import type { Transporter } from 'nodemailer';
 import type { Config } from '../config.ts';
-import type { Database, OutboxRow } from '../db/database.ts';
+import type { Database } from '../db/database.ts';
 import type { Logger } from '../log.ts';
 import { readerLinks } from '../subscriptions/links.ts';
 import { LedgerRecorder } from './ledger-recorder.ts';
@@ -20,7 +20,7 @@ import { DkimSigner } from './dkim-signer.ts';
 import { LanePicker } from './lane-picker.ts';
 import { LaneShare, type MailLane, type Relay } from './mail-lane.ts';
 import { newsletterMailCommon, newsletterMessageId } from './newsletter-mail.ts';
-import { claimDueMail, markMailFailed, markMailSent } from './outbox.repository.ts';
+import { claimDueMail, markMailFailed, markMailSent, type DueMail } from './outbox.repository.ts';
 import { messageFor, prepareMessage, type PreparedMessage } from './prepared-message.ts';
 import { findSendForMail, listSendingSends, type SendForMail } from './sends.repository.ts';
 import { startDueSends } from './sends.service.ts';
@@ -178,7 +178,7 @@ export class DeliveryWorker {
     }
   }
 
-  private async sendOne(mail: OutboxRow): Promise<void> {
+  private async sendOne(mail: DueMail): Promise<void> {
     const { db, transport, logger, messageIdDomain, maxAttempts = 8 } = this.options;
     const messageId = `<${randomUUID()}@${messageIdDomain}>`;
     try {

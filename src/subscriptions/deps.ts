@@ -1,8 +1,10 @@
+import { GroupCommit } from '../db/group-commit.ts';
 import { MailTemplates } from '../digests/mail-templates.ts';
 import type { AppDeps } from '../http/deps.ts';
 import { parseSender } from '../newsletters/newsletters.service.ts';
 import { ReaderMail } from './reader-mail.ts';
-import type { SubscriptionDeps } from './subscriptions.service.ts';
+import { requestSubscriptions } from './subscriptions.repository.ts';
+import { requestRules, type SubscriptionDeps } from './subscriptions.service.ts';
 
 const made = new WeakMap<AppDeps, SubscriptionDeps>();
 
@@ -21,6 +23,10 @@ export function subscriptionDepsOf(deps: AppDeps): SubscriptionDeps {
         deps.config.confirmLinkDays,
       ),
       seenNewsletters: new Map(),
+      requests: new GroupCommit(
+        (requests) => requestSubscriptions(deps.db, requests, requestRules(deps.config)),
+        { maxBatch: 100, inFlight: 2, keyOf: (request) => request.normalized },
+      ),
     };
     made.set(deps, subscriptionDeps);
   }

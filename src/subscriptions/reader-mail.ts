@@ -1,4 +1,4 @@
-import { personalise, type CompiledMail, type MailTemplates } from '../digests/mail-templates.ts';
+import type { CompiledMail, MailTemplates } from '../digests/mail-templates.ts';
 
 export interface MailNewsletter {
   id: number;
@@ -10,16 +10,13 @@ export interface MailNewsletter {
 
 const MAX_CACHED = 200;
 
-// The placeholder itself: HTML escaping leaves it as is, and authors' copies are neutralised.
-export const CONFIRM_URL_SLOT = '%%{confirm_url}%%';
-
 /**
  * Compiles the confirmation and welcome mails once per newsletter set (MJML costs ~20 ms) and
  * keeps them; a newsletter's update time is part of the key, so an edit is picked up at once.
  * The cache only saves work: every instance compiles the same mail from the same rows.
  */
 export class ReaderMail {
-  private readonly compiled = new Map<string, Promise<CompiledMail>>();
+  private readonly compiled = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly templates: MailTemplates,
@@ -41,12 +38,16 @@ export class ReaderMail {
     );
   }
 
-  /** The confirmation mail with `CONFIRM_URL_SLOT` where the link goes, filled in by SQL. */
-  confirmationWithSlot(newsletters: MailNewsletter[]): Promise<CompiledMail> {
-    const key = `confirmation-slot:${newsletters.map(versionOf).join(',')}`;
-    return this.cached(key, async () =>
-      personalise(await this.confirmation(newsletters), { confirm_url: CONFIRM_URL_SLOT }),
-    );
+  /**
+   * The confirmation mail everyone asking for these newsletters gets, but for the link token,
+   * stored once by `save` (which returns its id) and remembered.
+   */
+  sharedConfirmation(
+    newsletters: MailNewsletter[],
+    save: (mail: CompiledMail) => Promise<number>,
+  ): Promise<number> {
+    const key = `confirmation-body:${newsletters.map(versionOf).join(',')}`;
+    return this.cached(key, async () => save(await this.confirmation(newsletters)));
   }
 
   welcome(newsletter: MailNewsletter): Promise<CompiledMail> {
@@ -60,15 +61,15 @@ export class ReaderMail {
     );
   }
 
-  private cached(key: string, compile: () => Promise<CompiledMail>): Promise<CompiledMail> {
-    let mail = this.compiled.get(key);
-    if (!mail) {
+  private cached<T>(key: string, make: () => Promise<T>): Promise<T> {
+    let made = this.compiled.get(key) as Promise<T> | undefined;
+    if (!made) {
       if (this.compiled.size >= MAX_CACHED) this.compiled.clear();
-      mail = compile();
-      this.compiled.set(key, mail);
-      mail.catch(() => this.compiled.delete(key));
+      made = make();
+      this.compiled.set(key, made);
+      made.catch(() => this.compiled.delete(key));
     }
-    return mail;
+    return made;
   }
 }
 

@@ -221,7 +221,6 @@ export interface RequestedNewsletter {
 /** A hit on a rate-limit counter and the most hits its window allows. */
 export interface CountedHit {
   key: string;
-  windowSeconds: number;
   most: number;
 }
 
@@ -232,21 +231,20 @@ export interface CountedHit {
 export interface ConfirmationDraft {
   /** The newsletters the mail asks to confirm, in the order it lists them. */
   newsletterIds: number[];
-  from: string;
-  subject: string;
-  /** html and text with `slot` where the confirmation URL goes. */
-  html: string;
-  text: string;
-  slot: string;
-  headers: Record<string, string>;
-  /** The URL before the token, as is and HTML-escaped. */
-  linkPrefix: string;
-  htmlLinkPrefix: string;
-  payload: { before: string; after: string };
-  pads: { inner: Buffer; outer: Buffer };
-  /** The confirmation mails an address may get per day, and their window. */
-  mailsPerDay: number;
+  /** The stored mail (outbox.repository.ts `saveMailBody`) that takes the signed token. */
+  bodyId: number;
+  /** The token's payload after the subscriber id (tokens.ts `confirmPayloadParts`). */
+  payloadAfter: string;
+}
+
+/** What is the same for every request of a batch: limits, the consent text and the link key. */
+export interface RequestRules {
+  hitWindowSeconds: number;
+  consentTextVersion: string;
+  confirmationMailsPerDay: number;
   capWindowSeconds: number;
+  pads: { inner: Buffer; outer: Buffer };
+  payloadBefore: string;
 }
 
 export interface SubscriptionRequest {
@@ -256,7 +254,6 @@ export interface SubscriptionRequest {
   source: string | null;
   ip: string | null;
   userAgent: string | null;
-  consentTextVersion: string;
   hits: CountedHit[];
   /** Every requested newsletter as the draft was made from it; none when nothing is known yet. */
   expected: { id: number; updatedAt: string }[];
@@ -280,82 +277,39 @@ export interface SubscriptionOutcome {
 }
 
 /**
- * A subscription request in one round trip and one commit: a hit on each rate-limit counter;
- * then, only when every hit is within its limit, the newsletters and the address's subscriptions
- * are still as the draft was made from them and the address is not suppressed: the subscriber
- * (found or created), the pending subscriptions, a `requested` consent event for each, a hit on
- * the daily confirmation-mail counter and, under that cap, the confirmation mail in the outbox
- * (invariant 3: one statement is one transaction). Otherwise only the counters change, and the
- * answer says what the draft should have been. The statement is the PL/pgSQL function of
- * migration 005, which keeps its plan per connection.
+ * Subscription requests in one round trip and one commit, each as if it were alone: a hit on each
+ * of its rate-limit counters; then, only when every hit is within its limit, the newsletters and
+ * the address's subscriptions are still as the draft was made from them and the address is not
+ * suppressed: the subscriber (found or created), the pending subscriptions, a `requested` consent
+ * event for each, a hit on the daily confirmation-mail counter and, under that cap, the
+ * confirmation mail in the outbox (invariant 3: one statement is one transaction). Otherwise only
+ * the counters change, and the answer says what the draft should have been. Two requests of one
+ * batch must not share an address. The statement is the PL/pgSQL function of migration 007,
+ * which keeps its plan per connection.
  */
-export async function requestSubscription(
+export async function requestSubscriptions(
   db: Db,
-  request: SubscriptionRequest,
-): Promise<SubscriptionOutcome> {
-  const { draft, expected } = request;
-  const mailed = new Set(draft?.newsletterIds ?? []);
-  const parameters = [
-    request.hits.map((hit) => hit.key),
-    request.hits.map((hit) => hit.windowSeconds),
-    request.hits.map((hit) => hit.most),
-    request.slugs,
-    request.normalized,
-    request.email,
-    expected.map((row) => row.id),
-    expected.map((row) => row.updatedAt),
-    expected.map((row) => mailed.has(row.id)),
-    draft ? inLockOrder(draft.newsletterIds) : [],
-    request.source,
-    request.ip,
-    request.userAgent,
-    request.consentTextVersion,
-    draft?.capWindowSeconds ?? 0,
-    draft?.mailsPerDay ?? 0,
-    draft?.pads.outer ?? null,
-    draft?.pads.inner ?? null,
-    draft?.payload.before ?? null,
-    draft?.payload.after ?? null,
-    draft?.from ?? null,
-    draft?.subject ?? null,
-    draft?.html ?? null,
-    draft?.text ?? null,
-    draft?.slot ?? null,
-    draft?.htmlLinkPrefix ?? null,
-    draft?.linkPrefix ?? null,
-    draft ? JSON.stringify(draft.headers) : null,
-  ];
-  const types = [
-    'text[]',
-    'int[]',
-    'int[]',
-    'text[]',
-    'text',
-    'text',
-    'bigint[]',
-    'timestamptz[]',
-    'boolean[]',
-    'bigint[]',
-    'text',
-    'text',
-    'text',
-    'text',
-    'int',
-    'int',
-    'bytea',
-    'bytea',
-    'text',
-    'text',
-    'text',
-    'text',
-    'text',
-    'text',
-    'text',
-    'text',
-    'text',
-    'jsonb',
-  ];
+  requests: SubscriptionRequest[],
+  rules: RequestRules,
+): Promise<SubscriptionOutcome[]> {
+  const batch = requests.map((request, ord) => ({
+    ord,
+    email: request.email,
+    normalized: request.normalized,
+    source: request.source,
+    ip: request.ip,
+    user_agent: request.userAgent,
+    hit_keys: request.hits.map((hit) => hit.key),
+    hit_most: request.hits.map((hit) => hit.most),
+    slugs: request.slugs,
+    seen_ids: request.expected.map((row) => row.id),
+    seen_updated_at: request.expected.map((row) => row.updatedAt),
+    in_mail: request.draft?.newsletterIds ?? [],
+    body_id: request.draft?.bodyId ?? null,
+    payload_after: request.draft?.payloadAfter ?? null,
+  }));
   const result = await sql<{
+    ord: number;
     hits: { key: string; hits: number }[];
     newsletters: RequestedNewsletter[];
     states: { newsletter_id: number; status: SubscriptionStatus }[];
@@ -364,12 +318,12 @@ export async function requestSubscription(
     pending: number[];
     cap_hits: number | null;
     token: string | null;
-  }>`select * from request_subscription(${sql.join(
-    parameters.map((value, index) => sql`${value}::${sql.raw(types[index]!)}`),
-  )})`.execute(db);
-  const rows = result.rows;
-  const row = rows[0]!;
-  return {
+  }>`select * from request_subscriptions(
+    ${JSON.stringify(batch)}::jsonb, ${rules.hitWindowSeconds}::int,
+    ${rules.consentTextVersion}::text, ${rules.capWindowSeconds}::int,
+    ${rules.confirmationMailsPerDay}::int, ${rules.pads.outer}::bytea, ${rules.pads.inner}::bytea,
+    ${rules.payloadBefore}::text)`.execute(db);
+  return result.rows.map((row) => ({
     hits: new Map(row.hits.map((hit) => [hit.key, Number(hit.hits)])),
     newsletters: row.newsletters.map((newsletter) => ({
       ...newsletter,
@@ -381,10 +335,5 @@ export async function requestSubscription(
     pendingNewsletterIds: row.pending.map(Number),
     confirmationMailsToday: Number(row.cap_hits ?? 0),
     confirmToken: row.token ?? undefined,
-  };
-}
-
-// Rows of one reader are always locked in newsletter order, so two requests cannot deadlock.
-function inLockOrder(ids: number[]): number[] {
-  return [...ids].sort((a, b) => a - b);
+  }));
 }

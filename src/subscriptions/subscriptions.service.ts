@@ -2,8 +2,9 @@ import { resolve4, resolve6, resolveMx } from 'node:dns/promises';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config.ts';
 import type { Database, Db, SubscriptionStatus } from '../db/database.ts';
-import { enqueueMail } from '../delivery/outbox.repository.ts';
-import { escapeHtml, personalise } from '../digests/mail-templates.ts';
+import { enqueueMail, MAIL_TOKEN_SLOT, saveMailBody } from '../delivery/outbox.repository.ts';
+import { personalise } from '../digests/mail-templates.ts';
+import type { GroupCommit } from '../db/group-commit.ts';
 import { DomainError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import * as newsletterRepository from '../newsletters/newsletters.repository.ts';
@@ -11,7 +12,7 @@ import { newsletterNotFound } from '../newsletters/newsletters.service.ts';
 import { isDisposableDomain } from './disposable-domains.ts';
 import { InvalidEmailError, parseEmailAddress, suggestFor } from './email-address.ts';
 import { checkLinkToken, confirmLink, linkSigningPads, readerLinks } from './links.ts';
-import { CONFIRM_URL_SLOT, type MailNewsletter, type ReaderMail } from './reader-mail.ts';
+import type { MailNewsletter, ReaderMail } from './reader-mail.ts';
 import * as repository from './subscriptions.repository.ts';
 import { confirmPayloadParts, type TokenPurpose } from './tokens.ts';
 
@@ -22,6 +23,8 @@ export interface SubscriptionDeps {
   mail: ReaderMail;
   /** Newsletters by slug as last read; only a guess for drafting mail, checked by every request. */
   seenNewsletters: Map<string, repository.RequestedNewsletter>;
+  /** Subscription requests of the same moment, sent to the database together. */
+  requests: GroupCommit<repository.SubscriptionRequest, repository.SubscriptionOutcome>;
 }
 
 /** Who made a change, as the consent record keeps it. */
@@ -64,10 +67,8 @@ export async function subscribe(
   const ipKey = `subscribe-ip:${requester.ip}`;
   const addressKey = `subscribe-address:${address.normalized}`;
   let hits: repository.CountedHit[] = [
-    ...(requester.ip
-      ? [{ key: ipKey, windowSeconds: HOUR, most: config.subscribeLimitPerIp }]
-      : []),
-    { key: addressKey, windowSeconds: HOUR, most: config.subscribeLimitPerAddress },
+    ...(requester.ip ? [{ key: ipKey, most: config.subscribeLimitPerIp }] : []),
+    { key: addressKey, most: config.subscribeLimitPerAddress },
   ];
   // The mail is drafted from the newsletters and subscriptions as last seen; the statement checks
   // that they still hold and otherwise writes nothing but the counters, and the draft is redone.
@@ -76,14 +77,13 @@ export async function subscribe(
   for (let attempt = 0; ; attempt++) {
     const known = seen.every((row) => row !== undefined) ? seen : [];
     const mailed = known.filter((row) => states.get(row.id) !== 'confirmed');
-    const outcome = await repository.requestSubscription(db, {
+    const outcome = await deps.requests.submit({
       email: address.address,
       normalized: address.normalized,
       slugs,
       source: request.source ?? null,
       ip: requester.ip,
       userAgent: requester.userAgent,
-      consentTextVersion: config.consentTextVersion,
       hits,
       expected: known.map((row) => ({ id: row.id, updatedAt: row.updated_at })),
       draft: mailed.length > 0 ? await confirmationDraft(deps, mailed) : undefined,
@@ -130,26 +130,37 @@ async function confirmationDraft(
   deps: SubscriptionDeps,
   newsletters: repository.RequestedNewsletter[],
 ): Promise<repository.ConfirmationDraft> {
-  const { config } = deps;
-  const mail = await deps.mail.confirmationWithSlot(newsletters);
-  const linkPrefix = `${config.publicUrl}/confirm/`;
+  const { config, db } = deps;
+  const bodyId = await deps.mail.sharedConfirmation(newsletters, (mail) => {
+    const withSlot = personalise(mail, {
+      confirm_url: `${config.publicUrl}/confirm/${MAIL_TOKEN_SLOT}`,
+    });
+    return saveMailBody(db, {
+      from: config.mailFrom,
+      subject: confirmationSubject(newsletters),
+      html: withSlot.html,
+      text: withSlot.text,
+      headers: confirmationHeaders(config),
+    });
+  });
+  const newsletterIds = newsletters.map((newsletter) => newsletter.id);
+  const expiresAt = Math.floor((Date.now() + config.confirmLinkDays * DAY * 1000) / 1000);
   return {
-    newsletterIds: newsletters.map((newsletter) => newsletter.id),
-    from: config.mailFrom,
-    subject: confirmationSubject(newsletters),
-    html: mail.html,
-    text: mail.text,
-    slot: CONFIRM_URL_SLOT,
-    headers: confirmationHeaders(config),
-    linkPrefix,
-    htmlLinkPrefix: escapeHtml(linkPrefix),
-    payload: confirmPayloadParts(
-      newsletters.map((newsletter) => newsletter.id),
-      Math.floor((Date.now() + config.confirmLinkDays * DAY * 1000) / 1000),
-    ),
-    pads: linkSigningPads(config),
-    mailsPerDay: config.confirmationMailsPerDay,
+    newsletterIds,
+    bodyId,
+    payloadAfter: confirmPayloadParts(newsletterIds, expiresAt).after,
+  };
+}
+
+/** The limits and keys every subscription request of a batch is held to. */
+export function requestRules(config: Config): repository.RequestRules {
+  return {
+    hitWindowSeconds: HOUR,
+    consentTextVersion: config.consentTextVersion,
+    confirmationMailsPerDay: config.confirmationMailsPerDay,
     capWindowSeconds: DAY,
+    pads: linkSigningPads(config),
+    payloadBefore: confirmPayloadParts([], 0).before,
   };
 }
 
