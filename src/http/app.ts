@@ -1,8 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import express, { type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import { sql } from 'kysely';
-import { pinoHttp } from 'pino-http';
 import { Histogram } from 'prom-client';
 import { articlesRouter } from '../articles/articles.routes.ts';
 import { sendsRouter } from '../delivery/sends.routes.ts';
@@ -13,6 +11,7 @@ import { readersRouter, subscribeRouter } from '../subscriptions/subscriptions.r
 import type { AppDeps } from './deps.ts';
 import { errorHandler, notFound, unsupportedMediaType } from './errors.ts';
 import { openApiDocument } from './openapi.ts';
+import { requestLog } from './request-log.ts';
 
 // JSON APIs accept JSON only; routes that take HTML forms are mounted before this guard.
 const jsonOnly: RequestHandler = (req, _res, next) => {
@@ -22,8 +21,6 @@ const jsonOnly: RequestHandler = (req, _res, next) => {
   if (hasBody && !req.is('application/json')) throw unsupportedMediaType('application/json');
   next();
 };
-
-const LINK_TOKEN = /^(\/(?:confirm|unsubscribe|preferences)\/)[^/?#]+/;
 
 export function createApp(deps: AppDeps): Express {
   const { db, config, logger, metrics } = deps;
@@ -39,26 +36,7 @@ export function createApp(deps: AppDeps): Express {
     registers: [metrics],
   });
 
-  app.use(
-    pinoHttp({
-      logger,
-      genReqId: (req, res) => {
-        const given = req.headers['x-request-id'];
-        const id =
-          typeof given === 'string' && /^[\w.-]{1,100}$/.test(given) ? given : randomUUID();
-        res.setHeader('x-request-id', id);
-        return id;
-      },
-      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
-      // Link tokens open a reader's subscriptions; they never belong in a log.
-      serializers: {
-        req: (req: { url?: string }) => ({
-          ...req,
-          url: req.url?.replace(LINK_TOKEN, '$1[token]'),
-        }),
-      },
-    }),
-  );
+  app.use(requestLog(logger));
   app.use((req, res, next) => {
     const end = requestDuration.startTimer({ method: req.method });
     res.on('finish', () => {
@@ -105,6 +83,6 @@ export function createApp(deps: AppDeps): Express {
   app.use('/api/v1', api);
 
   app.use(notFound);
-  app.use(errorHandler);
+  app.use(errorHandler(logger));
   return app;
 }

@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { DomainError, type ErrorKind } from '../errors.ts';
+import type { Logger } from '../log.ts';
 
 const statusOf: Record<ErrorKind, number> = {
   invalid: 400,
@@ -63,25 +64,27 @@ export const notFound: RequestHandler = (req, res) => {
 };
 
 /** The one place errors become HTTP answers; anything unexpected is logged and hidden. */
-export const errorHandler: ErrorRequestHandler = (error, req, res, _next) => {
-  const parserError = fromBodyParser(error as BodyParserError);
-  const domain = error instanceof DomainError ? error : parserError;
-  if (domain) {
-    res.status(statusOf[domain.kind]).json({
-      error: {
-        code: domain.code,
-        message: domain.message,
-        ...(domain.details ? { details: domain.details } : {}),
-      },
-    });
-    return;
-  }
-  req.log?.error({ err: error }, 'unexpected error');
-  if (res.headersSent) return;
-  res
-    .status(500)
-    .json({ error: { code: 'internal_error', message: 'something went wrong on our side' } });
-};
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (error, _req, res, _next) => {
+    const parserError = fromBodyParser(error as BodyParserError);
+    const domain = error instanceof DomainError ? error : parserError;
+    if (domain) {
+      res.status(statusOf[domain.kind]).json({
+        error: {
+          code: domain.code,
+          message: domain.message,
+          ...(domain.details ? { details: domain.details } : {}),
+        },
+      });
+      return;
+    }
+    logger.error({ err: error, reqId: res.locals.requestId as string }, 'unexpected error');
+    if (res.headersSent) return;
+    res
+      .status(500)
+      .json({ error: { code: 'internal_error', message: 'something went wrong on our side' } });
+  };
+}
 
 export function unsupportedMediaType(expected: string): DomainError {
   return new DomainError(
