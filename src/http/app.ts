@@ -27,6 +27,8 @@ export function createApp(deps: AppDeps): Express {
   const app = express();
   app.set('trust proxy', 'loopback, linklocal, uniquelocal');
   app.disable('x-powered-by');
+  // Answers are written for one request each (tokens, fresh state); hashing them buys no 304s.
+  app.disable('etag');
 
   const requestDuration = new Histogram({
     name: 'http_request_duration_seconds',

@@ -23,6 +23,8 @@ export interface SubscriptionDeps {
   mail: ReaderMail;
   /** Newsletters by slug as last read; only a guess for drafting mail, checked by every request. */
   seenNewsletters: Map<string, repository.RequestedNewsletter>;
+  /** When this instance last cleared expired rate-limit counters (ms since the epoch). */
+  countersSweptAt: number;
   /** Subscription requests of the same moment, sent to the database together. */
   requests: GroupCommit<repository.SubscriptionRequest, repository.SubscriptionOutcome>;
 }
@@ -54,7 +56,7 @@ export async function subscribe(
   request: SubscribeRequest,
   requester: Requester,
 ): Promise<{ suggestion?: string }> {
-  const { db, config, logger } = deps;
+  const { config, logger } = deps;
   if (request.honeypot) return {};
   if (request.newsletters.length === 0) {
     throw new DomainError('invalid', 'no_newsletter', 'please choose at least one newsletter');
@@ -120,9 +122,20 @@ export async function subscribe(
     seen = newsletters;
     states = outcome.states;
   }
-  // Expired counters are cleared now and then by whichever instance happens to be asked.
-  if (Math.random() < 0.01) await repository.pruneRateLimits(db);
+  sweepExpiredCounters(deps);
   return suggestion ? { suggestion } : {};
+}
+
+const COUNTER_SWEEP_MS = 60_000;
+
+/** Every instance clears expired counters now and then; a reader's answer never waits for it. */
+function sweepExpiredCounters(deps: SubscriptionDeps): void {
+  const now = Date.now();
+  if (now - deps.countersSweptAt < COUNTER_SWEEP_MS) return;
+  deps.countersSweptAt = now;
+  repository.pruneRateLimits(deps.db).catch((error: unknown) => {
+    deps.logger.warn({ err: error }, 'expired rate-limit counters were not cleared');
+  });
 }
 
 /** The confirmation mail of a request, but for its link, which the statement signs. */
