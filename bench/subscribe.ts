@@ -216,9 +216,8 @@ try {
       { label: `${round} subscribe`, r: ours },
     );
     rounds.push({ ratio: ours.rps / base.rps, p99: ours.p99 });
-    // Let autovacuum and the checkpointer catch up outside the next measurement.
+    // Vacuum and fresh statistics between rounds, not during one (autovacuum would).
     await sql`vacuum analyze`.execute(database.db);
-    await sql`checkpoint`.execute(database.db);
   }
 
   console.log(

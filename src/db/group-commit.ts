@@ -41,10 +41,7 @@ export class GroupCommit<Item, Result> {
     while (this.running < this.options.inFlight && this.waiting.length > 0) {
       const batch = this.takeBatch();
       this.running++;
-      void this.runBatch(batch).finally(() => {
-        this.running--;
-        this.startBatches();
-      });
+      void this.runBatch(batch);
     }
   }
 
@@ -66,19 +63,30 @@ export class GroupCommit<Item, Result> {
   }
 
   private async runBatch(batch: Waiting<Item, Result>[]): Promise<void> {
+    let results: Result[];
     try {
-      const results = await this.run(batch.map((waiting) => waiting.item));
-      batch.forEach((waiting, index) => waiting.resolve(results[index]!));
+      results = await this.run(batch.map((waiting) => waiting.item));
     } catch (error) {
-      if (batch.length === 1) {
-        batch[0]!.reject(error);
-        return;
-      }
-      await Promise.all(
-        batch.map((waiting) =>
-          this.run([waiting.item]).then(([result]) => waiting.resolve(result!), waiting.reject),
-        ),
-      );
+      await this.retryOneByOne(batch, error);
+      this.running--;
+      this.startBatches();
+      return;
     }
+    // The next statement leaves before these callers are answered: the database works meanwhile.
+    this.running--;
+    this.startBatches();
+    batch.forEach((waiting, index) => waiting.resolve(results[index]!));
+  }
+
+  private async retryOneByOne(batch: Waiting<Item, Result>[], error: unknown): Promise<void> {
+    if (batch.length === 1) {
+      batch[0]!.reject(error);
+      return;
+    }
+    await Promise.all(
+      batch.map((waiting) =>
+        this.run([waiting.item]).then(([result]) => waiting.resolve(result!), waiting.reject),
+      ),
+    );
   }
 }

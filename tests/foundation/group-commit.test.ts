@@ -51,6 +51,16 @@ describe('group commit', () => {
     expect(t.batches).toEqual([[1], [2, 3, 4, 5]]);
   });
 
+  it('sends the next statement before it answers the callers of the last one', async () => {
+    const t = doubling();
+    t.hold();
+    const batchesSeenByFirst = t.group.submit({ reader: 'a', n: 1 }).then(() => t.batches.length);
+    const second = t.group.submit({ reader: 'b', n: 2 });
+    t.release();
+    expect(await batchesSeenByFirst).toBe(2);
+    expect(await second).toBe(4);
+  });
+
   it('never puts two orders of one reader in the same statement', async () => {
     const t = doubling();
     t.hold();
