@@ -10,7 +10,7 @@ const UNLOGGED = new Set(['/healthz', '/metrics']);
 /**
  * Gives every request an id (the caller's X-Request-Id when it is sane) and logs one line when
  * it is answered. pino-http did the same but built a child logger per request whether or not a
- * line was written, a tenth of a subscribe request's CPU.
+ * line was written: about 0.1 ms of CPU a request on the development VM.
  */
 export function requestLog(logger: Logger): RequestHandler {
   return (req, res, next) => {
