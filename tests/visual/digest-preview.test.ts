@@ -1,16 +1,15 @@
-import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from '../helpers/browser.ts';
 import { createTestApp, type TestApp } from '../helpers/test-app.ts';
 import { decodePng, solidPng, type Pixels } from './png.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const PHOTO: [number, number, number] = [200, 40, 40];
 const SHOTS = join(tmpdir(), 'broadsheet-visual');
 
@@ -28,7 +27,6 @@ const listen = (server: Server) =>
   );
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) return;
   t = await createTestApp();
   photos = createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'image/png' }).end(solidPng(120, 80, PHOTO));
@@ -61,11 +59,7 @@ beforeAll(async () => {
     .send({ articles })
     .expect(200);
   previewUrl = `${base}/api/v1/newsletters/visual/digest?format=html`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
   await mkdir(SHOTS, { recursive: true });
 });
 afterAll(async () => {
@@ -90,7 +84,7 @@ function look(pixels: Pixels) {
   return { colours: counts.size, notBackground: 1 - background / total, photoShare: photo / total };
 }
 
-describe.skipIf(!existsSync(CHROMIUM))('the digest preview in headless Chromium', () => {
+describe('the digest preview in headless Chromium', () => {
   it.each([
     [600, 900],
     [375, 740],
