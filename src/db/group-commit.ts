@@ -63,19 +63,16 @@ export class GroupCommit<Item, Result> {
   }
 
   private async runBatch(batch: Waiting<Item, Result>[]): Promise<void> {
-    let results: Result[];
+    let results: Result[] | undefined;
     try {
       results = await this.run(batch.map((waiting) => waiting.item));
     } catch (error) {
       await this.retryOneByOne(batch, error);
-      this.running--;
-      this.startBatches();
-      return;
     }
     // The next statement leaves before these callers are answered: the database works meanwhile.
     this.running--;
     this.startBatches();
-    batch.forEach((waiting, index) => waiting.resolve(results[index]!));
+    if (results) batch.forEach((waiting, index) => waiting.resolve(results[index]!));
   }
 
   private async retryOneByOne(batch: Waiting<Item, Result>[], error: unknown): Promise<void> {
