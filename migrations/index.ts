@@ -6,6 +6,7 @@ import * as sends from './004_sends.ts';
 import * as subscribeRequest from './005_subscribe_request.ts';
 import * as deliveryClaims from './006_delivery_claims.ts';
 import * as subscribeBatches from './007_subscribe_batches.ts';
+import * as subscriberLookup from './008_subscriber_lookup.ts';
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   '005_subscribe_request': subscribeRequest,
   '006_delivery_claims': deliveryClaims,
   '007_subscribe_batches': subscribeBatches,
+  '008_subscriber_lookup': subscriberLookup,
 };
