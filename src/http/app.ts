@@ -1,5 +1,4 @@
 import express, { type Express, type RequestHandler } from 'express';
-import helmet from 'helmet';
 import { sql } from 'kysely';
 import { Histogram } from 'prom-client';
 import { articlesRouter } from '../articles/articles.routes.ts';
@@ -12,6 +11,7 @@ import type { AppDeps } from './deps.ts';
 import { errorHandler, notFound, unsupportedMediaType } from './errors.ts';
 import { openApiDocument } from './openapi.ts';
 import { requestLog } from './request-log.ts';
+import { securityHeaders } from './security-headers.ts';
 
 // JSON APIs accept JSON only; routes that take HTML forms are mounted before this guard.
 const jsonOnly: RequestHandler = (req, _res, next) => {
@@ -49,7 +49,7 @@ export function createApp(deps: AppDeps): Express {
     });
     next();
   });
-  app.use(helmet());
+  app.use(securityHeaders);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

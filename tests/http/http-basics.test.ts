@@ -65,6 +65,34 @@ describe('HTTP basics', () => {
     expect(res.headers['x-powered-by']).toBeUndefined();
   });
 
+  it('gives JSON answers the API headers and anything a browser renders the page headers', async () => {
+    const json = await request(t.app)
+      .post('/api/v1/subscriptions')
+      .send({ email: 'ann@example.com', newsletters: ['nope'] });
+    expect(json.status).toBe(400);
+    expect(json.headers['content-type']).toMatch(/^application\/json/);
+    expect(json.headers['x-content-type-options']).toBe('nosniff');
+    expect(json.headers['content-security-policy']).toBe(
+      "default-src 'none';frame-ancestors 'none'",
+    );
+    expect(json.headers['strict-transport-security']).toMatch(/^max-age=\d+/);
+    expect(json.headers['x-frame-options']).toBeUndefined();
+
+    const form = await request(t.app)
+      .post('/api/v1/subscriptions')
+      .type('form')
+      .send('email=ann%40example.com&newsletters=nope');
+    const page = await request(t.app).get('/');
+    for (const res of [form, page]) {
+      expect(res.headers['content-type']).toMatch(/^text\/html/);
+      expect(res.headers['content-security-policy']).toContain(
+        "style-src 'self' https: 'unsafe-inline'",
+      );
+      expect(res.headers['x-frame-options']).toBe('SAMEORIGIN');
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+    }
+  });
+
   it('publishes an OpenAPI document generated from the request schemas', async () => {
     const res = await request(t.app).get('/api/v1/openapi.json');
     expect(res.status).toBe(200);
