@@ -24,8 +24,9 @@ export function subscriptionDepsOf(deps: AppDeps): SubscriptionDeps {
       ),
       seenNewsletters: new Map(),
       countersSweptAt: Date.now(),
-      // One statement at a time: two at once wait on each other's locks on the same newsletter
-      // rows, and on two cores that halved the throughput (bench:subscribe).
+      // One statement at a time: with two, the second left as soon as the first returned, with
+      // the one or two readers who had arrived, and throughput halved (bench:subscribe). Holding
+      // the second back until a full batch waited only matched one at a time.
       requests: new GroupCommit(
         (requests) => requestSubscriptions(deps.db, requests, requestRules(deps.config)),
         { maxBatch: 100, inFlight: 1, keyOf: (request) => request.normalized },
