@@ -31,7 +31,7 @@ const duration = Number(process.env.BENCH_DURATION ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const latencyRate = Number(process.env.BENCH_LATENCY_RATE ?? 200);
 const latencySeconds = Number(process.env.BENCH_LATENCY_SECONDS ?? 5);
-const roundCount = Number(process.env.BENCH_ROUNDS ?? 3);
+const roundCount = Number(process.env.BENCH_ROUNDS ?? 5);
 // A connection per concurrent request, so the one-INSERT reference can share WAL flushes too
 // (subscribe batches its own requests, src/db/group-commit.ts).
 const poolSize = Number(process.env.BENCH_POOL_SIZE ?? connections);
