@@ -1,4 +1,4 @@
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import helmet from 'helmet';
 
 /** What a browser renders (reader pages, the demo form, a form post's answer): helmet's defaults. */
@@ -26,7 +26,7 @@ const apiHeaders = helmet({
 });
 
 // A form posted to the subscribe endpoint is answered with a page, so it gets the page headers.
-const isApiCall = (req: Parameters<RequestHandler>[0]) =>
+const isApiCall = (req: Request) =>
   req.path.startsWith('/api/') &&
   !req.is(['application/x-www-form-urlencoded', 'multipart/form-data']);
 
