@@ -20,7 +20,8 @@ const ASCII_DOT_ATOM = new RegExp(`^[${ATEXT}]+(?:\\.[${ATEXT}]+)*$`);
 const UTF8_ATEXT = `\\u0080-\\u{10FFFF}${ATEXT}`;
 const UTF8_DOT_ATOM = new RegExp(`^[${UTF8_ATEXT}]+(?:\\.[${UTF8_ATEXT}]+)*$`, 'u');
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-const CONTROL_OR_INVISIBLE = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
+// Lone surrogates (\p{Cs}) are no character at all, and PostgreSQL refuses them.
+const CONTROL_OR_INVISIBLE = /[\p{Cc}\p{Cf}\p{Cs}\u2028\u2029]/u;
 const EDGE_SPACES = /^\p{Zs}+|\p{Zs}+$/gu;
 
 export class InvalidEmailError extends DomainError {

@@ -183,7 +183,7 @@ function listOf(value: string | string[] | undefined): string[] {
 
 // A form's source is kept as proof of where consent was given, never put into a mail.
 function formSource(value: string): string {
-  return value.replace(/\p{Cc}/gu, '').slice(0, 500);
+  return value.replace(/[\p{Cc}\p{Cs}]/gu, '').slice(0, 500);
 }
 
 function capitalise(message: string): string {

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { slugSchema } from '../newsletters/newsletters.schemas.ts';
 import '../http/openapi.ts';
 
-const noControlCharacters = /^[^\p{Cc}]*$/u;
+// Lone surrogates too: PostgreSQL refuses them in text and jsonb.
+const noControlCharacters = /^[^\p{Cc}\p{Cs}]*$/u;
 
 // The address is checked by our own rules (email-address.ts), so only its size is limited here.
 export const subscribeSchema = z

@@ -8,6 +8,7 @@ import type { GroupCommit } from '../db/group-commit.ts';
 import { DomainError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import * as newsletterRepository from '../newsletters/newsletters.repository.ts';
+import { slugSchema } from '../newsletters/newsletters.schemas.ts';
 import { newsletterNotFound } from '../newsletters/newsletters.service.ts';
 import { isDisposableDomain } from './disposable-domains.ts';
 import { InvalidEmailError, parseEmailAddress, suggestFor } from './email-address.ts';
@@ -44,6 +45,7 @@ export interface SubscribeRequest {
 }
 
 const HOUR = 3600;
+const MOST_NEWSLETTERS = 50;
 const DAY = 24 * HOUR;
 
 /**
@@ -61,6 +63,16 @@ export async function subscribe(
   if (request.newsletters.length === 0) {
     throw new DomainError('invalid', 'no_newsletter', 'please choose at least one newsletter');
   }
+  if (request.newsletters.length > MOST_NEWSLETTERS) {
+    throw new DomainError(
+      'invalid',
+      'too_many_newsletters',
+      `please choose at most ${MOST_NEWSLETTERS} newsletters`,
+    );
+  }
+  // A form post's slugs arrive unchecked; one that cannot be a slug never reaches the database.
+  const malformed = request.newsletters.filter((slug) => !slugSchema.safeParse(slug).success);
+  if (malformed.length > 0) throw unknownNewsletters(malformed.map(shownSlug));
   const address = parseEmailAddress(request.email, { smtpUtf8: config.smtpUtf8 });
   const suggestion = suggestFor(address.normalized);
   await checkDomain(config, address.domain);
@@ -235,6 +247,13 @@ function unknownNewsletters(slugs: string[]): DomainError {
     `there is no newsletter to subscribe to called ${slugs.map((slug) => `"${slug}"`).join(', ')}`,
     { newsletters: slugs },
   );
+}
+
+// Whatever was typed is named back shortened, with anything unprintable as "?".
+function shownSlug(slug: string): string {
+  return Array.from(slug.replace(/[^\p{L}\p{N}\p{P}\p{S}\p{Zs}]/gu, '?'))
+    .slice(0, 64)
+    .join('');
 }
 
 function requestedNewsletters(

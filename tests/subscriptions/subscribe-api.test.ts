@@ -210,6 +210,43 @@ describe('bad requests: a clear 4xx, nothing stored', () => {
     }
     expect(await snapshot()).toEqual(before);
   });
+
+  it('refuses what PostgreSQL could not store: a NUL in a form slug, lone surrogates', async () => {
+    const before = await snapshot();
+    const nulSlug = await request(t.app)
+      .post('/api/v1/subscriptions')
+      .type('form')
+      .send('email=nul%40example.com&newsletters=morning-briefing&newsletters=%00evil');
+    expect(nulSlug.status).toBe(400);
+    expect(nulSlug.type).toBe('text/html');
+    expect(nulSlug.text).toContain('There is no newsletter to subscribe to called &#34;?evil&#34;');
+
+    const manySlugs = await request(t.app)
+      .post('/api/v1/subscriptions')
+      .type('form')
+      .send(
+        [
+          'email=many%40example.com',
+          ...Array.from({ length: 51 }, (_, n) => `newsletters=n${n}`),
+        ].join('&'),
+      );
+    expect(manySlugs.status).toBe(400);
+    expect(manySlugs.text).toContain('Please choose at most 50 newsletters');
+
+    const json = (body: string) =>
+      request(t.app).post('/api/v1/subscriptions').type('json').send(body);
+    const loneSource = await json(
+      '{"email":"lone@example.com","newsletters":["morning-briefing"],"source":"page \\ud800"}',
+    );
+    expect(loneSource.status).toBe(400);
+    expect(loneSource.body.error.code).toBe('invalid_request');
+    const loneAddress = await json(
+      '{"email":"lo\\udc00ne@example.com","newsletters":["morning-briefing"]}',
+    );
+    expect(loneAddress.status).toBe(400);
+    expect(loneAddress.body.error.code).toBe('invalid_email');
+    expect(await snapshot()).toEqual(before);
+  });
 });
 
 describe('abuse defences', () => {
