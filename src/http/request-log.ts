@@ -3,8 +3,8 @@ import type { RequestHandler } from 'express';
 import type { Logger } from '../log.ts';
 
 const GIVEN_ID = /^[\w.-]{1,100}$/;
-// Link tokens open a reader's subscriptions; they never belong in a log.
-const LINK_TOKEN = /^(\/(?:confirm|unsubscribe|preferences)\/)[^/?#]+/;
+// Link tokens open a reader's subscriptions; they never belong in a log. Routes ignore case.
+const LINK_TOKEN = /^(\/(?:confirm|unsubscribe|preferences)\/)[^/?#]+/i;
 const UNLOGGED = new Set(['/healthz', '/metrics']);
 
 /**

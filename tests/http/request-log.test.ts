@@ -27,10 +27,12 @@ describe('request log', () => {
     const token = 'eyJzZWNyZXQiOiJ0b2tlbiJ9.c2lnbmF0dXJlLXZhbHVl';
     await request(app).get(`/unsubscribe/${token}`).set('x-request-id', 'req-77');
     await request(app).get(`/preferences/${token}?from=mail`);
+    await request(app).get(`/Confirm/${token}`);
     const logged = lines.map((line) => JSON.parse(line) as { req?: { id?: string; url?: string } });
     const urls = logged.map((entry) => entry.req?.url);
     expect(urls).toContain('/unsubscribe/[token]');
     expect(urls).toContain('/preferences/[token]?from=mail');
+    expect(urls).toContain('/Confirm/[token]');
     expect(logged.find((entry) => entry.req?.url === '/unsubscribe/[token]')?.req?.id).toBe(
       'req-77',
     );
