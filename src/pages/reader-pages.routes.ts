@@ -105,6 +105,17 @@ export function readerPagesRouter(appDeps: AppDeps): Router {
 
   router.post('/preferences/:token', ...forms, async (req, res) => {
     const form = formOf(req);
+    // An empty box means "leave it"; an empty or cut-off post must not mean "leave everything".
+    if (firstOf(form.submitted) !== '1') {
+      const current = await subscriptions.preferences(deps, tokenOf(req));
+      await pages.send(res, 400, 'preferences', {
+        title: 'Your newsletters',
+        error: 'The form arrived incomplete, so nothing was changed. Please choose again and save.',
+        ...current,
+        action: req.originalUrl,
+      });
+      return;
+    }
     const chosen = [...listOf(form.newsletters), ...listOf(form['newsletters[]'])];
     const saved = await subscriptions.savePreferences(deps, tokenOf(req), chosen, requesterOf(req));
     await pages.send(res, 200, 'preferences', {

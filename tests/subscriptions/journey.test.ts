@@ -195,6 +195,15 @@ describe('the reader journey, through a real SMTP listener', () => {
     expect(page.text).toMatch(/value="weekly-explainer" checked/);
     expect(page.text).not.toMatch(/value="morning-briefing" checked/);
 
+    const empty = await request(t.app).post(preferencesPath).type('form').send('');
+    expect(empty.status).toBe(400);
+    expect(empty.text).toContain('The form arrived incomplete, so nothing was changed');
+    expect(empty.text).toMatch(/value="weekly-explainer" checked/);
+    expect(await subscriptionsOf('ann.reader@example.com')).toEqual([
+      { slug: 'morning-briefing', status: 'unsubscribed' },
+      { slug: 'weekly-explainer', status: 'confirmed' },
+    ]);
+
     const saved = await request(t.app)
       .post(preferencesPath)
       .type('form')
@@ -224,7 +233,10 @@ describe('the reader journey, through a real SMTP listener', () => {
   });
 
   it('accepts the one-click POST as multipart/form-data', async () => {
-    await request(t.app).post(preferencesPath).type('form').send('newsletters=morning-briefing');
+    await request(t.app)
+      .post(preferencesPath)
+      .type('form')
+      .send('newsletters=morning-briefing&submitted=1');
     const answer = await request(t.app)
       .post(unsubscribePath)
       .field('List-Unsubscribe', 'One-Click');
