@@ -63,6 +63,8 @@ export function parseEmailAddress(input: string, rules: AddressRules): EmailAddr
   }
   if (local.includes('(') || domainTyped.includes('(')) refuse('comments are not accepted');
   if (domainTyped.startsWith('[')) refuse('an IP address is not accepted as the domain');
+  // domainToASCII would decode "ex%41mple.com" to "example.com": not what was typed.
+  if (domainTyped.includes('%')) refuse('the domain is not a valid name');
   if (Buffer.byteLength(local, 'utf8') > 64) refuse('the part before the @ is over 64 characters');
 
   const asciiLocal = ASCII_DOT_ATOM.test(local);

@@ -133,6 +133,7 @@ describe('email address rules', () => {
       'ann@example-.com',
       'ann@exa_mple.com',
       'ann@example..com',
+      'ann@ex%41mple.com',
     ]) {
       expect(refusal(bad).code, bad).toBe('invalid_email');
     }
