@@ -88,7 +88,10 @@ describe('reader pages', () => {
     expect(page.status).toBe(200);
     expect(page.text).toContain('value="tricky"');
     expect(page.text).not.toContain('value="gone"');
-    const refused = await request(t.app).post(path).type('form').send('newsletters=gone');
+    const refused = await request(t.app)
+      .post(path)
+      .type('form')
+      .send('newsletters=gone&submitted=1');
     expect(refused.status).toBe(400);
     expect(refused.text).toContain('there is no newsletter to subscribe to called &#34;gone&#34;');
     const rows = await t.database.db.selectFrom('subscriptions').selectAll().execute();
