@@ -11,20 +11,31 @@ const SCANNED = 'where subscribers.email_normalized in (select request.normalize
 const INDEXED =
   'where subscribers.email_normalized = any (array(select request.normalized from request))';
 
-async function rewriteRequestSubscriptions(db: Kysely<unknown>, from: string, to: string) {
+/**
+ * Replaces text in the stored definition of request_subscriptions; each piece must be there.
+ * The function is dropped and made again, so a rewrite may change what it returns.
+ */
+export async function rewriteRequestSubscriptions(
+  db: Kysely<unknown>,
+  replacements: [from: string, to: string][],
+): Promise<void> {
   const { rows } = await sql<{ definition: string }>`
     select pg_get_functiondef('request_subscriptions'::regproc) as definition`.execute(db);
-  const definition = rows[0]!.definition;
-  if (!definition.includes(from)) {
-    throw new Error(`request_subscriptions does not hold the expected line: ${from}`);
+  let definition = rows[0]!.definition;
+  for (const [from, to] of replacements) {
+    if (!definition.includes(from)) {
+      throw new Error(`request_subscriptions does not hold the expected text: ${from}`);
+    }
+    definition = definition.replace(from, to);
   }
-  await sql.raw(definition.replace(from, to)).execute(db);
+  await sql`drop function request_subscriptions`.execute(db);
+  await sql.raw(definition).execute(db);
 }
 
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await rewriteRequestSubscriptions(db, SCANNED, INDEXED);
+  await rewriteRequestSubscriptions(db, [[SCANNED, INDEXED]]);
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  await rewriteRequestSubscriptions(db, INDEXED, SCANNED);
+  await rewriteRequestSubscriptions(db, [[INDEXED, SCANNED]]);
 }

@@ -7,6 +7,7 @@ import * as subscribeRequest from './005_subscribe_request.ts';
 import * as deliveryClaims from './006_delivery_claims.ts';
 import * as subscribeBatches from './007_subscribe_batches.ts';
 import * as subscriberLookup from './008_subscriber_lookup.ts';
+import * as wholeRequestMail from './009_whole_request_mail.ts';
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   '006_delivery_claims': deliveryClaims,
   '007_subscribe_batches': subscribeBatches,
   '008_subscriber_lookup': subscriberLookup,
+  '009_whole_request_mail': wholeRequestMail,
 };

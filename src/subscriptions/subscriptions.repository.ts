@@ -264,8 +264,6 @@ export interface SubscriptionOutcome {
   hits: Map<string, number>;
   /** The requested newsletters as they are now. */
   newsletters: RequestedNewsletter[];
-  /** The address's subscriptions as they were before this request. */
-  states: Map<number, SubscriptionStatus>;
   /** False when a limit is reached or the draft no longer fits: only the counters changed. */
   recorded: boolean;
   pendingNewsletterIds: number[];
@@ -278,14 +276,15 @@ export interface SubscriptionOutcome {
 
 /**
  * Subscription requests in one round trip and one commit, each as if it were alone: a hit on each
- * of its rate-limit counters; then, only when every hit is within its limit, the newsletters and
- * the address's subscriptions are still as the draft was made from them and the address is not
- * suppressed: the subscriber (found or created), the pending subscriptions, a `requested` consent
- * event for each, a hit on the daily confirmation-mail counter and, under that cap, the
- * confirmation mail in the outbox (invariant 3: one statement is one transaction). Otherwise only
- * the counters change, and the answer says what the draft should have been. Two requests of one
- * batch must not share an address. The statement is the PL/pgSQL function of migration 007,
- * which keeps its plan per connection.
+ * of its rate-limit counters; then, only when every hit is within its limit, the newsletters are
+ * still as the draft was made from them, the draft's mail covers all of them and the address is
+ * not suppressed: the subscriber (found or created), the subscriptions not yet confirmed made
+ * pending, a `requested` consent event for each, a hit on the daily confirmation-mail counter and,
+ * under that cap, the confirmation mail in the outbox (invariant 3: one statement is one
+ * transaction); a reader who has confirmed every one gets no mail. Otherwise only the counters
+ * change, and the answer says what the draft should have been. Two requests of one batch must not
+ * share an address. The statement is the PL/pgSQL function of migrations 007 to 009, which keeps
+ * its plan per connection.
  */
 export async function requestSubscriptions(
   db: Db,
@@ -312,7 +311,6 @@ export async function requestSubscriptions(
     ord: number;
     hits: { key: string; hits: number }[];
     newsletters: RequestedNewsletter[];
-    states: { newsletter_id: number; status: SubscriptionStatus }[];
     recorded: boolean;
     subscriber_id: number | null;
     pending: number[];
@@ -329,7 +327,6 @@ export async function requestSubscriptions(
       ...newsletter,
       id: Number(newsletter.id),
     })),
-    states: new Map(row.states.map((state) => [Number(state.newsletter_id), state.status])),
     recorded: row.recorded,
     subscriberId: row.subscriber_id === null ? null : Number(row.subscriber_id),
     pendingNewsletterIds: row.pending.map(Number),

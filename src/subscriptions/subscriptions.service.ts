@@ -84,13 +84,12 @@ export async function subscribe(
     ...(requester.ip ? [{ key: ipKey, most: config.subscribeLimitPerIp }] : []),
     { key: addressKey, most: config.subscribeLimitPerAddress },
   ];
-  // The mail is drafted from the newsletters and subscriptions as last seen; the statement checks
-  // that they still hold and otherwise writes nothing but the counters, and the draft is redone.
+  // The mail is drafted from the newsletters as last seen; the statement checks that they still
+  // hold and otherwise writes nothing but the counters, and the draft is redone. The mail covers
+  // every newsletter asked for, so nothing about the reader's history decides the number of rounds.
   let seen = slugs.map((slug) => deps.seenNewsletters.get(slug));
-  let states = new Map<number, SubscriptionStatus>();
   for (let attempt = 0; ; attempt++) {
     const known = seen.every((row) => row !== undefined) ? seen : [];
-    const mailed = known.filter((row) => states.get(row.id) !== 'confirmed');
     const outcome = await deps.requests.submit({
       email: address.address,
       normalized: address.normalized,
@@ -100,7 +99,7 @@ export async function subscribe(
       userAgent: requester.userAgent,
       hits,
       expected: known.map((row) => ({ id: row.id, updatedAt: row.updated_at })),
-      draft: mailed.length > 0 ? await confirmationDraft(deps, mailed) : undefined,
+      draft: known.length > 0 ? await confirmationDraft(deps, known) : undefined,
     });
     const newsletters = requestedNewsletters(slugs, outcome.newsletters);
     for (const newsletter of newsletters) deps.seenNewsletters.set(newsletter.slug, newsletter);
@@ -128,11 +127,10 @@ export async function subscribe(
       }
       break;
     }
-    // Only a reader racing their own requests gets here more than once.
+    // Only a process that had not seen these newsletters, or an editor's change, gets here.
     if (attempt >= 5) throw new Error('subscription request kept changing under its draft');
     hits = [];
     seen = newsletters;
-    states = outcome.states;
   }
   sweepExpiredCounters(deps);
   return suggestion ? { suggestion } : {};

@@ -1,0 +1,55 @@
+import type { Kysely } from 'kysely';
+import { rewriteRequestSubscriptions } from './008_subscriber_lookup.ts';
+
+/**
+ * The confirmation mail now covers every newsletter the reader asked for, as the subscribe form
+ * promises. It used to leave out the ones the address had already confirmed, but the web process
+ * cannot know those before the statement runs: a reader confirmed on one of two newsletters cost a
+ * second statement, and that extra round trip in the answer's timing told who was on a list.
+ * Confirming a newsletter again changes nothing, so a mail that names it costs the reader nothing.
+ * The statement no longer reads the address's subscriptions, nor returns them.
+ */
+const REPLACEMENTS: [string, string][] = [
+  [
+    ' RETURNS TABLE(ord integer, hits json, newsletters json, states json, recorded boolean,',
+    ' RETURNS TABLE(ord integer, hits json, newsletters json, recorded boolean,',
+  ],
+  [
+    `      states as (
+        select subscribers.email_normalized, subscriptions.newsletter_id, subscriptions.status
+        from subscriptions join subscribers on subscribers.id = subscriptions.subscriber_id
+        where subscribers.email_normalized = any (array(select request.normalized from request))
+      ),
+      -- A draft holds when every hit is within its limit, every requested newsletter is active and
+      -- unchanged, and exactly the ones the address has not confirmed are in the mail.`,
+    `      -- A draft holds when every hit is within its limit, every requested newsletter is active and
+      -- unchanged, and the mail covers every requested newsletter.`,
+  ],
+  [
+    `          and not exists (
+            select 1 from unnest(request.seen_ids) as wanted (newsletter_id)
+            left join states on states.newsletter_id = wanted.newsletter_id
+              and states.email_normalized = request.normalized
+            where (wanted.newsletter_id = any(request.in_mail))
+              = (states.status is not distinct from 'confirmed')
+          ) as go`,
+    `          and request.in_mail @> request.seen_ids and request.seen_ids @> request.in_mail as go`,
+  ],
+  [
+    `          from found where found.slug = any(request.slugs)),
+        (select coalesce(json_agg(json_build_object('newsletter_id', states.newsletter_id, 'status', states.status)), '[]')
+          from states where states.email_normalized = request.normalized),`,
+    `          from found where found.slug = any(request.slugs)),`,
+  ],
+];
+
+export async function up(db: Kysely<unknown>): Promise<void> {
+  await rewriteRequestSubscriptions(db, REPLACEMENTS);
+}
+
+export async function down(db: Kysely<unknown>): Promise<void> {
+  await rewriteRequestSubscriptions(
+    db,
+    REPLACEMENTS.map(([before, after]) => [after, before]),
+  );
+}
