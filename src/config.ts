@@ -11,11 +11,10 @@ const list = z
       .filter(Boolean),
   );
 
+const yesOrNo = z.enum(['true', 'false', '1', '0', 'yes', 'no']).optional();
+const isYes = (value: string) => ['true', '1', 'yes'].includes(value);
 const flag = (fallback: boolean) =>
-  z
-    .enum(['true', 'false', '1', '0', 'yes', 'no'])
-    .optional()
-    .transform((value) => (value === undefined ? fallback : ['true', '1', 'yes'].includes(value)));
+  yesOrNo.transform((value) => (value === undefined ? fallback : isYes(value)));
 
 const url = (protocols: string[]) =>
   z
@@ -57,7 +56,8 @@ const environmentSchema = z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info'),
     SITE_ORIGINS: list,
-    DEMO_PAGE: flag(true),
+    // On by default in embedded mode only: a newsroom's own site carries the real form.
+    DEMO_PAGE: yesOrNo.transform((value) => (value === undefined ? undefined : isYes(value))),
     RUN_WORKER: flag(true),
     BODY_LIMIT: z.string().default('100kb'),
     TEMPLATES_DIR: z.string().min(1).optional(),
@@ -194,7 +194,7 @@ function toConfig(env: z.infer<typeof environmentSchema>) {
     messageIdDomain: env.MESSAGE_ID_DOMAIN ?? new URL(publicUrl).hostname,
     logLevel: env.LOG_LEVEL,
     siteOrigins: env.SITE_ORIGINS,
-    demoPage: env.DEMO_PAGE,
+    demoPage: env.DEMO_PAGE ?? env.DATABASE_URL === undefined,
     runWorker: env.RUN_WORKER,
     bodyLimit: env.BODY_LIMIT,
     templatesDir: env.TEMPLATES_DIR,

@@ -34,6 +34,14 @@ describe('configuration', () => {
     expect(() => loadConfig({ [name]: value })).toThrow(message);
   });
 
+  it('serves the demo page by default in embedded mode only', () => {
+    const secret = 'x'.repeat(32);
+    const postgres = { DATABASE_URL: 'postgres://db/broadsheet', SECRET: secret };
+    expect(loadConfig(postgres).demoPage).toBe(false);
+    expect(loadConfig({ ...postgres, DEMO_PAGE: 'true' }).demoPage).toBe(true);
+    expect(loadConfig({ DEMO_PAGE: 'no' }).demoPage).toBe(false);
+  });
+
   it('takes an empty variable as unset', () => {
     expect(loadConfig({ DATABASE_URL: '', SMTP_URL: '', PORT: '' })).toMatchObject({
       databaseUrl: undefined,
