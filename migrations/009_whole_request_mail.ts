@@ -8,6 +8,10 @@ import { rewriteRequestSubscriptions } from './008_subscriber_lookup.ts';
  * second statement, and that extra round trip in the answer's timing told who was on a list.
  * Confirming a newsletter again changes nothing, so a mail that names it costs the reader nothing.
  * The statement no longer reads the address's subscriptions, nor returns them.
+ *
+ * The daily cap of confirmation mails now counts the inbox (email-address.ts `mailboxOf`), not the
+ * subscriber: "ann+1@" and "ann+2@" are two subscribers but one person to flood. Requests for the
+ * same inbox never share a batch, so each counter is hit once per statement.
  */
 const REPLACEMENTS: [string, string][] = [
   [
@@ -40,6 +44,26 @@ const REPLACEMENTS: [string, string][] = [
         (select coalesce(json_agg(json_build_object('newsletter_id', states.newsletter_id, 'status', states.status)), '[]')
           from states where states.email_normalized = request.normalized),`,
     `          from found where found.slug = any(request.slugs)),`,
+  ],
+  [
+    `          ord int, email text, normalized text, source text, ip text, user_agent text,`,
+    `          ord int, email text, normalized text, mailbox text, source text, ip text, user_agent text,`,
+  ],
+  [
+    `        select 'confirmation-mail:' || subscriber.id, 1, now() + make_interval(secs => $4::int)
+        from subscriber
+        where exists (
+          select 1 from requested where requested.subscriber_id = subscriber.id and requested.status = 'pending')
+        order by subscriber.id`,
+    `        select 'confirmation-mail:' || request.mailbox, 1, now() + make_interval(secs => $4::int)
+        from subscriber join request on request.normalized = subscriber.email_normalized
+        where exists (
+          select 1 from requested where requested.subscriber_id = subscriber.id and requested.status = 'pending')
+        order by request.mailbox`,
+  ],
+  [
+    `          join cap on cap.key = 'confirmation-mail:' || subscriber.id,`,
+    `          join cap on cap.key = 'confirmation-mail:' || request.mailbox,`,
   ],
 ];
 

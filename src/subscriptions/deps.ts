@@ -29,7 +29,7 @@ export function subscriptionDepsOf(deps: AppDeps): SubscriptionDeps {
       // the second back until a full batch waited only matched one at a time.
       requests: new GroupCommit(
         (requests) => requestSubscriptions(deps.db, requests, requestRules(deps.config)),
-        { maxBatch: 100, inFlight: 1, keyOf: (request) => request.normalized },
+        { maxBatch: 100, inFlight: 1, keyOf: (request) => request.mailbox },
       ),
     };
     made.set(deps, subscriptionDeps);

@@ -129,3 +129,23 @@ function suggestTyped(email: string): string | undefined {
   const result = spellChecker.run({ email });
   return result && result.full !== email ? result.full : undefined;
 }
+
+// Providers that ignore dots in the local part; googlemail.com is the same inbox as gmail.com.
+const DOTLESS_PROVIDERS = new Map([
+  ['gmail.com', 'gmail.com'],
+  ['googlemail.com', 'gmail.com'],
+]);
+
+/**
+ * The inbox behind a normalized address, for counting only: "ann+news@" and "ann@" reach the same
+ * person, so the daily cap of confirmation mails and the per-address limit count them together.
+ * Mail still goes to the address as typed.
+ */
+export function mailboxOf(normalized: string): string {
+  const at = normalized.lastIndexOf('@');
+  const domain = normalized.slice(at + 1);
+  let local = normalized.slice(0, at).replace(/\+.*$/, '');
+  const provider = DOTLESS_PROVIDERS.get(domain);
+  if (provider) local = local.replaceAll('.', '');
+  return `${local || normalized.slice(0, at)}@${provider ?? domain}`;
+}

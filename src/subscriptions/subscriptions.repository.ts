@@ -250,6 +250,8 @@ export interface RequestRules {
 export interface SubscriptionRequest {
   email: string;
   normalized: string;
+  /** The inbox the daily cap counts (email-address.ts `mailboxOf`). */
+  mailbox: string;
   slugs: string[];
   source: string | null;
   ip: string | null;
@@ -283,7 +285,7 @@ export interface SubscriptionOutcome {
  * under that cap, the confirmation mail in the outbox (invariant 3: one statement is one
  * transaction); a reader who has confirmed every one gets no mail. Otherwise only the counters
  * change, and the answer says what the draft should have been. Two requests of one batch must not
- * share an address. The statement is the PL/pgSQL function of migrations 007 to 009, which keeps
+ * share an inbox. The statement is the PL/pgSQL function of migrations 007 to 009, which keeps
  * its plan per connection.
  */
 export async function requestSubscriptions(
@@ -295,6 +297,7 @@ export async function requestSubscriptions(
     ord,
     email: request.email,
     normalized: request.normalized,
+    mailbox: request.mailbox,
     source: request.source,
     ip: request.ip,
     user_agent: request.userAgent,

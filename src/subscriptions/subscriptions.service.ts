@@ -11,9 +11,10 @@ import * as newsletterRepository from '../newsletters/newsletters.repository.ts'
 import { slugSchema } from '../newsletters/newsletters.schemas.ts';
 import { newsletterNotFound } from '../newsletters/newsletters.service.ts';
 import { isDisposableDomain } from './disposable-domains.ts';
-import { InvalidEmailError, parseEmailAddress, suggestFor } from './email-address.ts';
+import { InvalidEmailError, mailboxOf, parseEmailAddress, suggestFor } from './email-address.ts';
 import { checkLinkToken, confirmLink, linkSigningPads, readerLinks } from './links.ts';
 import type { MailNewsletter, ReaderMail } from './reader-mail.ts';
+import { networkOf } from './reader-network.ts';
 import * as repository from './subscriptions.repository.ts';
 import { confirmPayloadParts, type TokenPurpose } from './tokens.ts';
 
@@ -78,8 +79,9 @@ export async function subscribe(
   await checkDomain(config, address.domain);
 
   const slugs = [...new Set(request.newsletters)];
-  const ipKey = `subscribe-ip:${requester.ip}`;
-  const addressKey = `subscribe-address:${address.normalized}`;
+  const mailbox = mailboxOf(address.normalized);
+  const ipKey = `subscribe-ip:${networkOf(requester.ip ?? '')}`;
+  const addressKey = `subscribe-address:${mailbox}`;
   let hits: repository.CountedHit[] = [
     ...(requester.ip ? [{ key: ipKey, most: config.subscribeLimitPerIp }] : []),
     { key: addressKey, most: config.subscribeLimitPerAddress },
@@ -93,6 +95,7 @@ export async function subscribe(
     const outcome = await deps.requests.submit({
       email: address.address,
       normalized: address.normalized,
+      mailbox,
       slugs,
       source: request.source ?? null,
       ip: requester.ip,
@@ -207,7 +210,7 @@ async function queueConfirmation(
   newsletters: MailNewsletter[],
 ): Promise<void> {
   const { config, logger } = deps;
-  const capKey = `confirmation-mail:${subscriber.id}`;
+  const capKey = `confirmation-mail:${mailboxOf(subscriber.email_normalized)}`;
   const counted =
     (await repository.hitRateLimits(trx, [{ key: capKey, windowSeconds: DAY }])).get(capKey) ?? 0;
   if (counted > config.confirmationMailsPerDay) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isDisposableDomain } from '../../src/subscriptions/disposable-domains.ts';
-import { parseEmailAddress, suggestFor } from '../../src/subscriptions/email-address.ts';
+import { mailboxOf, parseEmailAddress, suggestFor } from '../../src/subscriptions/email-address.ts';
 
 const ascii = { smtpUtf8: false };
 
@@ -137,6 +137,14 @@ describe('email address rules', () => {
     ]) {
       expect(refusal(bad).code, bad).toBe('invalid_email');
     }
+  });
+
+  it('finds the inbox behind an address for counting: no +tag, no dots at Gmail', () => {
+    expect(mailboxOf('ann+news@example.com')).toBe('ann@example.com');
+    expect(mailboxOf('a.n.n+x@gmail.com')).toBe('ann@gmail.com');
+    expect(mailboxOf('ann@googlemail.com')).toBe('ann@gmail.com');
+    expect(mailboxOf('a.nn@example.com')).toBe('a.nn@example.com');
+    expect(mailboxOf('+only@example.com')).toBe('+only@example.com');
   });
 
   it('suggests the common domain for a likely typo', () => {

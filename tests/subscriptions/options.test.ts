@@ -56,6 +56,52 @@ describe('configured behaviour', () => {
     expect(mails).toHaveLength(1);
   });
 
+  it('counts the daily cap per inbox: +tags and Gmail dots do not buy more mails', async () => {
+    const variants = [
+      'flood+1@example.com',
+      'flood+2@example.com',
+      'flood@example.com',
+      'fl.ood@gmail.com',
+      'flood+x@googlemail.com',
+    ];
+    for (const [index, email] of variants.entries()) {
+      await t
+        .subscribe({ email, newsletters: ['morning-briefing'] }, `198.51.100.${20 + index}`)
+        .expect(202);
+    }
+    const mails = (await t.deliver()).filter((mail) => variants.includes(mail.envelope.to[0]!));
+    expect(mails.map((mail) => mail.envelope.to[0]).sort()).toEqual([
+      'fl.ood@gmail.com',
+      'flood+1@example.com',
+    ]);
+  });
+
+  it('counts an IPv6 reader by their /64, which they can pick addresses from at will', async () => {
+    const addresses = [
+      '2001:db8:1:2::1',
+      '2001:db8:1:2::2',
+      '2001:db8:1:2:abcd::1',
+      '2001:db8:1:2:ffff:ffff:ffff:ffff',
+    ];
+    for (const [index, ip] of addresses.entries()) {
+      await t
+        .subscribe({ email: `v6-${index}@example.com`, newsletters: ['morning-briefing'] }, ip)
+        .expect(202);
+    }
+    await t
+      .subscribe(
+        { email: 'v6-more@example.com', newsletters: ['morning-briefing'] },
+        '2001:db8:1:2::9',
+      )
+      .expect(429);
+    await t
+      .subscribe(
+        { email: 'v6-more@example.com', newsletters: ['morning-briefing'] },
+        '2001:db8:1:3::9',
+      )
+      .expect(202);
+  });
+
   it('limits requests per IP address with a 429 a form can show, storing nothing', async () => {
     const ip = '192.0.2.99';
     for (let index = 0; index < 4; index++) {
