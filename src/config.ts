@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
@@ -56,6 +57,10 @@ const environmentSchema = z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info'),
     SITE_ORIGINS: list,
+    TRUST_PROXY: z
+      .string()
+      .default('loopback, linklocal, uniquelocal')
+      .transform((value, ctx) => parseTrustProxy(value, ctx)),
     // On by default in embedded mode only: a newsroom's own site carries the real form.
     DEMO_PAGE: yesOrNo.transform((value) => (value === undefined ? undefined : isYes(value))),
     RUN_WORKER: flag(true),
@@ -173,6 +178,36 @@ function parseRelays(value: string, ctx: z.RefinementCtx): RelaySetting[] {
   return relays;
 }
 
+const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/**
+ * Which peers may say who the reader is (X-Forwarded-For), in Express's terms: `false`, a number
+ * of proxy hops, or addresses, subnets and the names loopback, linklocal, uniquelocal.
+ */
+function parseTrustProxy(value: string, ctx: z.RefinementCtx): boolean | number | string[] {
+  if (value === 'true' || value === 'false') return value === 'true';
+  if (/^\d+$/.test(value)) return Number(value);
+  const entries = value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  for (const entry of entries) {
+    const [address = '', bits] = entry.split('/');
+    const version = isIP(address);
+    const most = version === 4 ? 32 : 128;
+    const valid =
+      PROXY_RANGES.has(entry) ||
+      (version !== 0 && (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= most)));
+    if (!valid) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `has an entry that is not an address, a subnet or loopback/linklocal/uniquelocal: ${entry}`,
+      });
+    }
+  }
+  return entries;
+}
+
 export type Config = Readonly<ReturnType<typeof toConfig>>;
 
 function toConfig(env: z.infer<typeof environmentSchema>) {
@@ -194,6 +229,7 @@ function toConfig(env: z.infer<typeof environmentSchema>) {
     messageIdDomain: env.MESSAGE_ID_DOMAIN ?? new URL(publicUrl).hostname,
     logLevel: env.LOG_LEVEL,
     siteOrigins: env.SITE_ORIGINS,
+    trustProxy: env.TRUST_PROXY,
     demoPage: env.DEMO_PAGE ?? env.DATABASE_URL === undefined,
     runWorker: env.RUN_WORKER,
     bodyLimit: env.BODY_LIMIT,

@@ -25,7 +25,7 @@ const jsonOnly: RequestHandler = (req, _res, next) => {
 export function createApp(deps: AppDeps): Express {
   const { db, config, logger, metrics } = deps;
   const app = express();
-  app.set('trust proxy', 'loopback, linklocal, uniquelocal');
+  app.set('trust proxy', config.trustProxy);
   app.disable('x-powered-by');
   // Answers are written for one request each (tokens, fresh state); hashing them buys no 304s.
   app.disable('etag');

@@ -42,6 +42,20 @@ describe('configuration', () => {
     expect(loadConfig({ DEMO_PAGE: 'no' }).demoPage).toBe(false);
   });
 
+  it('reads TRUST_PROXY as Express does and refuses what is not an address', () => {
+    expect(loadConfig({}).trustProxy).toEqual(['loopback', 'linklocal', 'uniquelocal']);
+    expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 2001:db8::/32' }).trustProxy).toEqual([
+      '10.0.0.0/8',
+      '2001:db8::/32',
+    ]);
+    expect(() => loadConfig({ TRUST_PROXY: 'my-load-balancer' })).toThrow(
+      /TRUST_PROXY has an entry that is not an address.*my-load-balancer/,
+    );
+    expect(() => loadConfig({ TRUST_PROXY: '10.0.0.0/33' })).toThrow(/TRUST_PROXY/);
+  });
+
   it('takes an empty variable as unset', () => {
     expect(loadConfig({ DATABASE_URL: '', SMTP_URL: '', PORT: '' })).toMatchObject({
       databaseUrl: undefined,
