@@ -44,16 +44,39 @@ export async function saveMailBody(db: Db, body: SharedMailBody): Promise<number
   return row.id;
 }
 
-/** A claimed mail, complete: a shared body has its token in place. */
-export interface DueMail {
+/** A claimed mail: complete, or a shared body's id and the token that goes into it. */
+export type DueMail = { id: number; kind: string; to_address: string } & (
+  | {
+      body_id: null;
+      from_address: string;
+      subject: string;
+      html: string;
+      text: string;
+      headers: Record<string, string>;
+    }
+  | { body_id: number; token: string }
+);
+
+export interface StoredMailBody extends SharedMailBody {
   id: number;
-  kind: string;
-  to_address: string;
-  from_address: string;
-  subject: string;
-  html: string;
-  text: string;
-  headers: Record<string, string>;
+}
+
+export async function findMailBody(db: Db, id: number): Promise<StoredMailBody | undefined> {
+  const row = await db
+    .selectFrom('mail_bodies')
+    .select(['id', 'from_address', 'subject', 'html', 'text', 'headers'])
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return (
+    row && {
+      id: row.id,
+      from: row.from_address,
+      subject: row.subject,
+      html: row.html,
+      text: row.text,
+      headers: row.headers as Record<string, string>,
+    }
+  );
 }
 
 /** Queues a transactional mail; call it with the transaction that makes the change it reports. */
@@ -94,13 +117,8 @@ export async function claimDueMail(
         for update skip locked)
       returning *
     )
-    select claimed.id, claimed.kind, claimed.to_address,
-      coalesce(claimed.from_address, body.from_address) as from_address,
-      coalesce(claimed.subject, body.subject) as subject,
-      coalesce(claimed.html, replace(body.html, ${MAIL_TOKEN_SLOT}, claimed.token)) as html,
-      coalesce(claimed.text, replace(body.text, ${MAIL_TOKEN_SLOT}, claimed.token)) as text,
-      coalesce(body.headers, '{}') || claimed.headers as headers
-    from claimed left join mail_bodies body on body.id = claimed.body_id`.execute(db);
+    select id, kind, to_address, body_id, token, from_address, subject, html, text, headers
+    from claimed`.execute(db);
   return result.rows;
 }
 

@@ -12,6 +12,8 @@ export interface MessageCommon {
   html: string;
   text: string;
   listId: string;
+  /** A confirmation mail, say: no List-Unsubscribe, and not marked as bulk. */
+  transactional?: boolean;
   listUnsubscribeMailto?: string;
   feedbackId?: string;
   extraHeaders?: Record<string, string>;
@@ -23,7 +25,7 @@ export interface MessageReader {
   messageId: string;
   date: Date;
   /** Values for the body placeholders; `unsubscribe_url` also goes into List-Unsubscribe. */
-  values: Record<string, string> & { unsubscribe_url: string };
+  values: Record<string, string>;
 }
 
 type Piece = string | { value: string; encoding: 'header' | 'text' | 'html' };
@@ -62,13 +64,17 @@ export function prepareMessage(common: MessageCommon): PreparedMessage {
   push({ value: 'message_id', encoding: 'header' });
   push('\r\n' + header('MIME-Version', '1.0'));
   push(header('List-Id', common.listId));
-  push('List-Unsubscribe: <');
-  push({ value: 'unsubscribe_url', encoding: 'header' });
-  push(
-    common.listUnsubscribeMailto ? `>,\r\n <mailto:${common.listUnsubscribeMailto}>\r\n` : '>\r\n',
-  );
-  push(header('List-Unsubscribe-Post', 'List-Unsubscribe=One-Click'));
-  push(header('Precedence', 'bulk'));
+  if (!common.transactional) {
+    push('List-Unsubscribe: <');
+    push({ value: 'unsubscribe_url', encoding: 'header' });
+    push(
+      common.listUnsubscribeMailto
+        ? `>,\r\n <mailto:${common.listUnsubscribeMailto}>\r\n`
+        : '>\r\n',
+    );
+    push(header('List-Unsubscribe-Post', 'List-Unsubscribe=One-Click'));
+    push(header('Precedence', 'bulk'));
+  }
   if (common.feedbackId) push(header('Feedback-ID', common.feedbackId));
   for (const [name, value] of Object.entries(common.extraHeaders ?? {})) push(header(name, value));
   push(header('Content-Type', `multipart/alternative; boundary="${boundary}"`) + '\r\n');

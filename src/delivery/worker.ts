@@ -5,6 +5,7 @@ import type { Transporter } from 'nodemailer';
 import type { Config } from '../config.ts';
 import type { Database } from '../db/database.ts';
 import type { Logger } from '../log.ts';
+import { parseSender } from '../newsletters/newsletters.service.ts';
 import { readerLinks } from '../subscriptions/links.ts';
 import { LedgerRecorder } from './ledger-recorder.ts';
 import {
@@ -20,7 +21,13 @@ import { DkimSigner } from './dkim-signer.ts';
 import { LanePicker } from './lane-picker.ts';
 import { LaneShare, type MailLane, type Relay } from './mail-lane.ts';
 import { newsletterMailCommon, newsletterMessageId } from './newsletter-mail.ts';
-import { claimDueMail, markMailFailed, markMailSent, type DueMail } from './outbox.repository.ts';
+import {
+  claimDueMail,
+  findMailBody,
+  markMailFailed,
+  markMailSent,
+  type DueMail,
+} from './outbox.repository.ts';
 import { messageFor, prepareMessage, type PreparedMessage } from './prepared-message.ts';
 import { findSendForMail, listSendingSends, type SendForMail } from './sends.repository.ts';
 import { startDueSends } from './sends.service.ts';
@@ -52,6 +59,13 @@ interface OpenLane {
   relay: Relay;
 }
 
+interface SharedBody {
+  from: string;
+  prepared: PreparedMessage;
+}
+
+const MAX_SHARED_BODIES = 200;
+
 interface PreparedSend {
   send: SendForMail;
   prepared: PreparedMessage;
@@ -73,6 +87,8 @@ export class DeliveryWorker {
   private readonly recorder: LedgerRecorder | undefined;
   // Frozen content never changes, so caching the prepared message decides nothing about who gets mail.
   private readonly preparedSends = new Map<number, PreparedSend>();
+  // Stored bodies never change (saveMailBody keys them by their content), so neither does this.
+  private readonly sharedBodies = new Map<number, Promise<SharedBody>>();
   // Where each send's last claim ended; only a starting point, the ledger decides what is due.
   private readonly cursors = new Map<number, ClaimCursor>();
 
@@ -182,15 +198,28 @@ export class DeliveryWorker {
     const { db, transport, logger, messageIdDomain, maxAttempts = 8 } = this.options;
     const messageId = `<${randomUUID()}@${messageIdDomain}>`;
     try {
-      await transport.sendMail({
-        from: mail.from_address,
-        to: mail.to_address,
-        subject: mail.subject,
-        html: mail.html,
-        text: mail.text,
-        headers: mail.headers,
-        messageId,
-      });
+      if (mail.body_id === null) {
+        await transport.sendMail({
+          from: mail.from_address,
+          to: mail.to_address,
+          subject: mail.subject,
+          html: mail.html,
+          text: mail.text,
+          headers: mail.headers,
+          messageId,
+        });
+      } else {
+        const body = await this.sharedBody(mail.body_id);
+        await transport.sendMail({
+          envelope: { from: body.from, to: mail.to_address },
+          raw: messageFor(body.prepared, {
+            to: mail.to_address,
+            messageId,
+            date: new Date(),
+            values: { token: mail.token },
+          }),
+        });
+      }
       await markMailSent(db, mail.id, messageId);
     } catch (error) {
       const permanent = isPermanentFailure(error);
@@ -200,6 +229,40 @@ export class DeliveryWorker {
       );
       await markMailFailed(db, mail.id, describeFailure(error), { permanent, maxAttempts });
     }
+  }
+
+  /**
+   * A body many outbox rows share (everyone's confirmation mail for the same newsletters), built
+   * into MIME once: nodemailer took about 2 ms a message to build the same 12 KB again.
+   */
+  private sharedBody(id: number): Promise<SharedBody> {
+    let body = this.sharedBodies.get(id);
+    if (!body) {
+      if (this.sharedBodies.size >= MAX_SHARED_BODIES) this.sharedBodies.clear();
+      body = this.prepareSharedBody(id);
+      this.sharedBodies.set(id, body);
+      body.catch(() => this.sharedBodies.delete(id));
+    }
+    return body;
+  }
+
+  private async prepareSharedBody(id: number): Promise<SharedBody> {
+    const body = await findMailBody(this.options.db, id);
+    if (!body) throw new Error(`mail body ${id} is missing`);
+    const from = parseSender(body.from);
+    const { 'List-Id': listId, ...extraHeaders } = body.headers;
+    return {
+      from: from.address,
+      prepared: prepareMessage({
+        from,
+        subject: body.subject,
+        html: body.html,
+        text: body.text,
+        listId: listId ?? `<transactional.${this.options.messageIdDomain}>`,
+        transactional: true,
+        extraHeaders,
+      }),
+    };
   }
 
   /** One batch per sending send: start what is due, take back dead workers' rows, claim, send. */

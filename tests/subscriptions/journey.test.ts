@@ -85,6 +85,17 @@ describe('the reader journey, through a real SMTP listener', () => {
       address: 'newsletters@news.test',
     });
     expect(mail!.parsed.messageId).toMatch(/@news\.test>?$/);
+    expect(mail!.parsed.to?.value[0]?.address).toBe('Ann.Reader@example.com');
+    expect(mail!.parsed.date?.getTime()).toBeGreaterThan(Date.now() - 60_000);
+    // A confirmation is not newsletter mail: no unsubscribe headers, not bulk.
+    expect(mail!.parsed.headers.get('auto-submitted')).toBe('auto-generated');
+    const headerNames = mail!.parsed.headerLines.map((line) => line.key);
+    expect(mail!.parsed.headerLines.find((line) => line.key === 'list-id')?.line).toBe(
+      'List-Id: <confirmations.news.test>',
+    );
+    for (const name of ['list-unsubscribe', 'list-unsubscribe-post', 'precedence']) {
+      expect(headerNames).not.toContain(name);
+    }
     expect(mail!.parsed.text).toContain('- Morning Briefing: The day ahead');
     expect(mail!.parsed.text).toContain('- The Weekly Explainer');
     expect(mail!.parsed.html).toContain('Yes, subscribe me');
