@@ -1,4 +1,4 @@
-import { resolve4, resolve6, resolveMx } from 'node:dns/promises';
+import dns from 'node:dns';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config.ts';
 import type { Database, Db, SubscriptionStatus } from '../db/database.ts';
@@ -280,25 +280,55 @@ async function checkDomain(config: Config, domain: string): Promise<void> {
       'please use a permanent address: this domain hands out throwaway inboxes',
     );
   }
-  if (!config.checkEmailDomain) return;
-  const lookups = [resolveMx(domain), resolve4(domain), resolve6(domain)].map((lookup) =>
-    lookup.then(
-      (records) => records.length > 0,
-      (error: NodeJS.ErrnoException) =>
-        ['ENOTFOUND', 'ENODATA'].includes(error.code ?? '') ? false : true,
-    ),
-  );
-  const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 3000).unref());
-  const receives = await Promise.race([
-    Promise.all(lookups).then((found) => found.some(Boolean)),
-    timeout,
-  ]);
-  if (!receives) {
+  if (config.checkEmailDomain && !(await receivesMail(domain))) {
     throw new InvalidEmailError(
       'unknown_domain',
       `please check the address: the domain ${domain} does not receive email`,
     );
   }
+}
+
+const DNS_TIMEOUT_MS = 3000;
+const DOMAIN_VERDICT_MS = 10 * 60_000;
+const MAX_DOMAIN_VERDICTS = 10_000;
+const domainVerdicts = new Map<string, { receives: boolean; until: number }>();
+const NO_RECORDS = new Set(['ENOTFOUND', 'ENODATA']);
+
+/**
+ * Whether a domain takes mail: an MX record that is not RFC 7505's "no mail here" (exchange "."),
+ * or else an A or AAAA record (RFC 5321's implicit MX). A resolver that fails or takes over 3 s
+ * counts as yes: a slow resolver must not turn readers away. Answers are kept ten minutes.
+ */
+async function receivesMail(domain: string): Promise<boolean> {
+  const known = domainVerdicts.get(domain);
+  if (known && known.until > Date.now()) return known.receives;
+  const timeout = new Promise<undefined>((resolve) =>
+    setTimeout(() => resolve(undefined), DNS_TIMEOUT_MS).unref(),
+  );
+  const receives = await Promise.race([lookUpMailRecords(domain), timeout]);
+  if (receives === undefined) return true;
+  if (domainVerdicts.size >= MAX_DOMAIN_VERDICTS) domainVerdicts.clear();
+  domainVerdicts.set(domain, { receives, until: Date.now() + DOMAIN_VERDICT_MS });
+  return receives;
+}
+
+/** True or false from DNS's answers, undefined when a lookup failed without an answer. */
+async function lookUpMailRecords(domain: string): Promise<boolean | undefined> {
+  const answered = <T>(lookup: Promise<T[]>) =>
+    lookup.then(
+      (records) => records,
+      (error: NodeJS.ErrnoException) => (NO_RECORDS.has(error.code ?? '') ? [] : undefined),
+    );
+  // Through dns.promises at call time: dns.promises.setServers replaces its resolver.
+  const [mx, a, aaaa] = await Promise.all([
+    answered(dns.promises.resolveMx(domain)),
+    answered(dns.promises.resolve4(domain)),
+    answered(dns.promises.resolve6(domain)),
+  ]);
+  if (mx === undefined) return undefined;
+  if (mx.length > 0) return mx.some((record) => !['', '.'].includes(record.exchange));
+  if (a === undefined || aaaa === undefined) return undefined;
+  return a.length + aaaa.length > 0;
 }
 
 function rateLimited(message: string): DomainError {
