@@ -11,10 +11,7 @@ const SCANNED = 'where subscribers.email_normalized in (select request.normalize
 const INDEXED =
   'where subscribers.email_normalized = any (array(select request.normalized from request))';
 
-/**
- * Replaces text in the stored definition of request_subscriptions; each piece must be there.
- * The function is dropped and made again, so a rewrite may change what it returns.
- */
+/** Replaces text in the stored definition of request_subscriptions; each piece must be there. */
 export async function rewriteRequestSubscriptions(
   db: Kysely<unknown>,
   replacements: [from: string, to: string][],
@@ -28,7 +25,6 @@ export async function rewriteRequestSubscriptions(
     }
     definition = definition.replace(from, to);
   }
-  await sql`drop function request_subscriptions`.execute(db);
   await sql.raw(definition).execute(db);
 }
 

@@ -7,17 +7,17 @@ import { rewriteRequestSubscriptions } from './008_subscriber_lookup.ts';
  * cannot know those before the statement runs: a reader confirmed on one of two newsletters cost a
  * second statement, and that extra round trip in the answer's timing told who was on a list.
  * Confirming a newsletter again changes nothing, so a mail that names it costs the reader nothing.
- * The statement no longer reads the address's subscriptions, nor returns them.
+ * The statement no longer reads the address's subscriptions.
  *
  * The daily cap of confirmation mails now counts the inbox (email-address.ts `mailboxOf`), not the
  * subscriber: "ann+1@" and "ann+2@" are two subscribers but one person to flood. Requests for the
  * same inbox never share a batch, so each counter is hit once per statement.
+ *
+ * Instances of the previous release keep working while a rolling deploy replaces them: `states`
+ * is still returned, always empty, so they draft the whole mail, which is what the new rule asks;
+ * and a request without `mailbox` is capped by its address, which they never batch twice.
  */
 const REPLACEMENTS: [string, string][] = [
-  [
-    ' RETURNS TABLE(ord integer, hits json, newsletters json, states json, recorded boolean,',
-    ' RETURNS TABLE(ord integer, hits json, newsletters json, recorded boolean,',
-  ],
   [
     `      states as (
         select subscribers.email_normalized, subscriptions.newsletter_id, subscriptions.status
@@ -43,7 +43,8 @@ const REPLACEMENTS: [string, string][] = [
     `          from found where found.slug = any(request.slugs)),
         (select coalesce(json_agg(json_build_object('newsletter_id', states.newsletter_id, 'status', states.status)), '[]')
           from states where states.email_normalized = request.normalized),`,
-    `          from found where found.slug = any(request.slugs)),`,
+    `          from found where found.slug = any(request.slugs)),
+        '[]'::json,`,
   ],
   [
     `          ord int, email text, normalized text, source text, ip text, user_agent text,`,
@@ -55,15 +56,16 @@ const REPLACEMENTS: [string, string][] = [
         where exists (
           select 1 from requested where requested.subscriber_id = subscriber.id and requested.status = 'pending')
         order by subscriber.id`,
-    `        select 'confirmation-mail:' || request.mailbox, 1, now() + make_interval(secs => $4::int)
+    `        select 'confirmation-mail:' || coalesce(request.mailbox, request.normalized), 1,
+          now() + make_interval(secs => $4::int)
         from subscriber join request on request.normalized = subscriber.email_normalized
         where exists (
           select 1 from requested where requested.subscriber_id = subscriber.id and requested.status = 'pending')
-        order by request.mailbox`,
+        order by 1`,
   ],
   [
     `          join cap on cap.key = 'confirmation-mail:' || subscriber.id,`,
-    `          join cap on cap.key = 'confirmation-mail:' || request.mailbox,`,
+    `          join cap on cap.key = 'confirmation-mail:' || coalesce(request.mailbox, request.normalized),`,
   ],
 ];
 
