@@ -183,7 +183,10 @@ function listOf(value: string | string[] | undefined): string[] {
 
 // A form's source is kept as proof of where consent was given, never put into a mail.
 function formSource(value: string): string {
-  return value.replace(/[\p{Cc}\p{Cs}]/gu, '').slice(0, 500);
+  // Cut by characters, not UTF-16 units, so no emoji is split into a lone surrogate.
+  return Array.from(value.replace(/[\p{Cc}\p{Cs}]/gu, ''))
+    .slice(0, 500)
+    .join('');
 }
 
 function capitalise(message: string): string {

@@ -246,6 +246,24 @@ describe('bad requests: a clear 4xx, nothing stored', () => {
     expect(loneAddress.status).toBe(400);
     expect(loneAddress.body.error.code).toBe('invalid_email');
     expect(await snapshot()).toEqual(before);
+
+    // A form's source is cut to 500 characters without splitting the emoji at the cut.
+    const emoji = await request(t.app)
+      .post('/api/v1/subscriptions')
+      .type('form')
+      .send({
+        email: 'emoji@example.com',
+        newsletters: 'morning-briefing',
+        source: `${'a'.repeat(499)}😀`,
+      });
+    expect(emoji.status).toBe(200);
+    const stored = await t.database.db
+      .selectFrom('subscriptions')
+      .innerJoin('subscribers', 'subscribers.id', 'subscriptions.subscriber_id')
+      .select('subscriptions.source')
+      .where('subscribers.email_normalized', '=', 'emoji@example.com')
+      .executeTakeFirstOrThrow();
+    expect(stored.source).toBe(`${'a'.repeat(499)}😀`);
   });
 });
 
