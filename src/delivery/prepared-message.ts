@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { encodeWords, foldLines } from 'nodemailer/lib/mime-funcs';
+import { domainToASCII } from 'node:url';
+import { encodeWord, encodeWords, foldLines } from 'nodemailer/lib/mime-funcs';
 import { encode as encodeQuotedPrintable, wrap as wrapQuotedPrintable } from 'nodemailer/lib/qp';
 import { escapeHtml } from '../digests/mail-templates.ts';
 
-/** What one send's mail has in common for every reader; built once per send. */
+/** What one mail has in common for every reader: a send's, or a stored confirmation body's. */
 export interface MessageCommon {
   from: { name: string; address: string };
   replyTo?: string | null;
@@ -53,7 +54,7 @@ export function prepareMessage(common: MessageCommon): PreparedMessage {
     else pieces.push(piece);
   };
 
-  push(header('From', `${encodeWords(common.from.name, 'Q', 52)} <${common.from.address}>`));
+  push(header('From', mailbox(common.from)));
   if (common.replyTo) push(header('Reply-To', common.replyTo));
   push('To: ');
   push({ value: 'to', encoding: 'header' });
@@ -127,6 +128,24 @@ export function messageFor(prepared: PreparedMessage, reader: MessageReader): Bu
     }
   }
   return Buffer.concat(parts);
+}
+
+/**
+ * A sender as nodemailer writes one: a name with commas or other specials quoted, a non-ASCII
+ * name encoded whole (a bare comma would make two mailboxes), the domain in punycode.
+ */
+function mailbox({ name, address }: { name: string; address: string }): string {
+  const at = address.lastIndexOf('@');
+  const domain = address.slice(at + 1);
+  const ascii = at < 0 ? address : `${address.slice(0, at)}@${domainToASCII(domain) || domain}`;
+  if (!name) return ascii;
+  let shown = name;
+  if (!/^[\w ]*$/.test(name)) {
+    shown = /^[\x20-\x7e]*$/.test(name)
+      ? `"${name.replace(/(["\\])/g, '\\$1')}"`
+      : encodeWord(name, 'Q', 52);
+  }
+  return `${shown} <${ascii}>`;
 }
 
 function header(name: string, value: string): string {

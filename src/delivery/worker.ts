@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Kysely } from 'kysely';
 import type { Transporter } from 'nodemailer';
+import addressparser from 'nodemailer/lib/addressparser';
 import type { Config } from '../config.ts';
 import type { Database } from '../db/database.ts';
 import type { Logger } from '../log.ts';
-import { parseSender } from '../newsletters/newsletters.service.ts';
 import { readerLinks } from '../subscriptions/links.ts';
 import { LedgerRecorder } from './ledger-recorder.ts';
 import {
@@ -249,7 +249,8 @@ export class DeliveryWorker {
   private async prepareSharedBody(id: number): Promise<SharedBody> {
     const body = await findMailBody(this.options.db, id);
     if (!body) throw new Error(`mail body ${id} is missing`);
-    const from = parseSender(body.from);
+    const [sender] = addressparser(body.from, { flatten: true });
+    const from = { name: sender?.name ?? '', address: sender?.address ?? body.from };
     const { 'List-Id': listId, ...extraHeaders } = body.headers;
     return {
       from: from.address,
