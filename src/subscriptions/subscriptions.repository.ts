@@ -270,7 +270,7 @@ export interface SubscriptionOutcome {
   recorded: boolean;
   pendingNewsletterIds: number[];
   subscriberId: number | null;
-  /** Confirmation mails counted for this address today, this one included; 0 when none is due. */
+  /** Confirmation mails counted for this inbox today, this one included; 0 when none is due. */
   confirmationMailsToday: number;
   /** The signed token of the queued confirmation mail; undefined when none was queued. */
   confirmToken: string | undefined;

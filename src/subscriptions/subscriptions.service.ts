@@ -289,27 +289,31 @@ async function checkDomain(config: Config, domain: string): Promise<void> {
 }
 
 const DNS_TIMEOUT_MS = 3000;
-const DOMAIN_VERDICT_MS = 10 * 60_000;
-const MAX_DOMAIN_VERDICTS = 10_000;
-const domainVerdicts = new Map<string, { receives: boolean; until: number }>();
+const RECEIVING_KEPT_MS = 10 * 60_000;
+const MAX_RECEIVING_DOMAINS = 10_000;
+const receivingDomains = new Map<string, number>();
 const NO_RECORDS = new Set(['ENOTFOUND', 'ENODATA']);
 
 /**
  * Whether a domain takes mail: an MX record that is not RFC 7505's "no mail here" (exchange "."),
  * or else an A or AAAA record (RFC 5321's implicit MX). A resolver that fails or takes over 3 s
- * counts as yes: a slow resolver must not turn readers away. Answers are kept ten minutes.
+ * counts as yes: a slow resolver must not turn readers away. Only a yes is kept (ten minutes), to
+ * save lookups; a no is asked again each time, so memory never turns a reader away.
  */
 async function receivesMail(domain: string): Promise<boolean> {
-  const known = domainVerdicts.get(domain);
-  if (known && known.until > Date.now()) return known.receives;
-  const timeout = new Promise<undefined>((resolve) =>
-    setTimeout(() => resolve(undefined), DNS_TIMEOUT_MS).unref(),
-  );
+  if ((receivingDomains.get(domain) ?? 0) > Date.now()) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), DNS_TIMEOUT_MS);
+  });
   const receives = await Promise.race([lookUpMailRecords(domain), timeout]);
-  if (receives === undefined) return true;
-  if (domainVerdicts.size >= MAX_DOMAIN_VERDICTS) domainVerdicts.clear();
-  domainVerdicts.set(domain, { receives, until: Date.now() + DOMAIN_VERDICT_MS });
-  return receives;
+  clearTimeout(timer);
+  if (receives === false) return false;
+  if (receives === true) {
+    if (receivingDomains.size >= MAX_RECEIVING_DOMAINS) receivingDomains.clear();
+    receivingDomains.set(domain, Date.now() + RECEIVING_KEPT_MS);
+  }
+  return true;
 }
 
 /** True or false from DNS's answers, undefined when a lookup failed without an answer. */
@@ -320,13 +324,13 @@ async function lookUpMailRecords(domain: string): Promise<boolean | undefined> {
       (error: NodeJS.ErrnoException) => (NO_RECORDS.has(error.code ?? '') ? [] : undefined),
     );
   // Through dns.promises at call time: dns.promises.setServers replaces its resolver.
-  const [mx, a, aaaa] = await Promise.all([
-    answered(dns.promises.resolveMx(domain)),
+  const mx = await answered(dns.promises.resolveMx(domain));
+  if (mx === undefined) return undefined;
+  if (mx.length > 0) return mx.some((record) => !['', '.'].includes(record.exchange));
+  const [a, aaaa] = await Promise.all([
     answered(dns.promises.resolve4(domain)),
     answered(dns.promises.resolve6(domain)),
   ]);
-  if (mx === undefined) return undefined;
-  if (mx.length > 0) return mx.some((record) => !['', '.'].includes(record.exchange));
   if (a === undefined || aaaa === undefined) return undefined;
   return a.length + aaaa.length > 0;
 }
@@ -496,10 +500,11 @@ export async function confirm(
 /** An expired confirmation link offers a fresh one; the daily cap still applies. */
 export async function resendConfirmation(deps: SubscriptionDeps, token: string): Promise<void> {
   const holder = await holderOf(deps, token, 'confirm');
+  const addressKey = `subscribe-address:${mailboxOf(holder.subscriber.email_normalized)}`;
   const limits = await repository.hitRateLimits(deps.db, [
-    { key: `subscribe-address:${holder.subscriber.email_normalized}`, windowSeconds: HOUR },
+    { key: addressKey, windowSeconds: HOUR },
   ]);
-  const hits = limits.get(`subscribe-address:${holder.subscriber.email_normalized}`) ?? 0;
+  const hits = limits.get(addressKey) ?? 0;
   if (hits > deps.config.subscribeLimitPerAddress) {
     throw rateLimited('too many attempts for this address; please try again in an hour');
   }

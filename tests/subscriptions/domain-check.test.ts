@@ -5,6 +5,7 @@ import { createReaderFixture, type ReaderFixture } from './reader-fixture.ts';
 
 // CHECK_EMAIL_DOMAIN asks DNS; a real DNS server on 127.0.0.1 answers for these names.
 let dnsServer: DnsServer;
+let systemServers: string[];
 let t: ReaderFixture;
 
 beforeAll(async () => {
@@ -21,6 +22,7 @@ beforeAll(async () => {
     'gone.example': 'nxdomain',
     'slow.example': 'silent',
   });
+  systemServers = dns.promises.getServers();
   dns.promises.setServers([dnsServer.address]);
   t = await createReaderFixture({ CHECK_EMAIL_DOMAIN: 'true', SUBSCRIBE_LIMIT_PER_IP: '1000' });
   await t.newsletter('morning-briefing', 'Morning Briefing');
@@ -28,6 +30,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await t.close();
   await dnsServer.close();
+  dns.promises.setServers(systemServers);
 });
 
 const subscribe = (email: string) => t.subscribe({ email, newsletters: ['morning-briefing'] });
