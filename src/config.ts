@@ -192,12 +192,14 @@ function parseTrustProxy(value: string, ctx: z.RefinementCtx): boolean | number 
     .map((entry) => entry.trim())
     .filter(Boolean);
   for (const entry of entries) {
-    const [address = '', bits] = entry.split('/');
+    const [address = '', bits, ...rest] = entry.split('/');
     const version = isIP(address);
     const most = version === 4 ? 32 : 128;
     const valid =
       PROXY_RANGES.has(entry) ||
-      (version !== 0 && (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= most)));
+      (version !== 0 &&
+        rest.length === 0 &&
+        (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= most)));
     if (!valid) {
       ctx.addIssue({
         code: 'custom',

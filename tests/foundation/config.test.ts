@@ -54,6 +54,7 @@ describe('configuration', () => {
       /TRUST_PROXY has an entry that is not an address.*my-load-balancer/,
     );
     expect(() => loadConfig({ TRUST_PROXY: '10.0.0.0/33' })).toThrow(/TRUST_PROXY/);
+    expect(() => loadConfig({ TRUST_PROXY: '10.0.0.0/8/9' })).toThrow(/TRUST_PROXY/);
   });
 
   it('takes an empty variable as unset', () => {
