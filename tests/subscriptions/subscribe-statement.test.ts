@@ -1,10 +1,16 @@
-import type { KyselyPlugin } from 'kysely';
+import { sql, type KyselyPlugin } from 'kysely';
 import { Registry } from 'prom-client';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { saveMailBody } from '../../src/delivery/outbox.repository.ts';
 import { createApp } from '../../src/http/app.ts';
 import { createLogger } from '../../src/log.ts';
-import { signToken, verifyToken } from '../../src/subscriptions/tokens.ts';
+import {
+  requestSubscriptions,
+  type SubscriptionRequest,
+} from '../../src/subscriptions/subscriptions.repository.ts';
+import { requestRules } from '../../src/subscriptions/subscriptions.service.ts';
+import { confirmPayloadParts, signToken, verifyToken } from '../../src/subscriptions/tokens.ts';
 import { createReaderFixture, linkIn, type ReaderFixture } from './reader-fixture.ts';
 
 // The subscribe statement signs the confirmation link in SQL and drafts its mail from what it saw
@@ -125,6 +131,55 @@ describe('the subscribe statement', () => {
       { slug: 'morning-briefing', status: 'confirmed' },
       { slug: 'weekly-explainer', status: 'confirmed' },
     ]);
+  });
+
+  it('still serves an instance of the previous release during a rolling deploy', async () => {
+    // That release sent no mailbox and read a `states` column; migration 009 kept both working.
+    const columns = await sql<{ names: string[] }>`
+      select proargnames as names from pg_proc where proname = 'request_subscriptions'`.execute(
+      t.database.db,
+    );
+    expect(columns.rows[0]!.names).toContain('states');
+    const newsletter = await t.database.db
+      .selectFrom('newsletters')
+      .select(['id', sql<string>`updated_at::text`.as('updatedAt')])
+      .where('slug', '=', 'weekly-explainer')
+      .executeTakeFirstOrThrow();
+    const bodyId = await saveMailBody(t.database.db, {
+      from: 'The Newsroom <newsletters@news.test>',
+      subject: 'Please confirm',
+      html: '<a href="http://news.test/confirm/%%{token}%%">Yes</a>',
+      text: 'http://news.test/confirm/%%{token}%%',
+      headers: {},
+    });
+    const oldRelease = {
+      email: 'old.release@example.com',
+      normalized: 'old.release@example.com',
+      slugs: ['weekly-explainer'],
+      source: null,
+      ip: null,
+      userAgent: null,
+      hits: [],
+      expected: [{ id: newsletter.id, updatedAt: newsletter.updatedAt }],
+      draft: {
+        newsletterIds: [newsletter.id],
+        bodyId,
+        payloadAfter: confirmPayloadParts([newsletter.id], 2_000_000_000).after,
+      },
+    } as Omit<SubscriptionRequest, 'mailbox'> as SubscriptionRequest;
+    const [outcome] = await requestSubscriptions(
+      t.database.db,
+      [oldRelease],
+      requestRules(t.config),
+    );
+    expect(outcome).toMatchObject({ recorded: true, confirmationMailsToday: 1 });
+    expect(outcome!.confirmToken).toMatch(/\./);
+    const cap = await t.database.db
+      .selectFrom('rate_limit_counters')
+      .select('hits')
+      .where('key', '=', 'confirmation-mail:old.release@example.com')
+      .executeTakeFirst();
+    expect(cap).toEqual({ hits: 1 });
   });
 
   it('mails nothing to a reader who has confirmed every newsletter asked for', async () => {
