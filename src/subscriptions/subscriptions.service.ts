@@ -76,7 +76,12 @@ export async function subscribe(
   if (malformed.length > 0) throw unknownNewsletters(malformed.map(shownSlug));
   const address = parseEmailAddress(request.email, { smtpUtf8: config.smtpUtf8 });
   const suggestion = suggestFor(address.normalized);
-  await checkDomain(config, address.domain);
+  if (config.refuseDisposableEmail && isDisposableDomain(address.domain)) {
+    throw new InvalidEmailError(
+      'disposable_email',
+      'please use a permanent address: this domain hands out throwaway inboxes',
+    );
+  }
 
   const slugs = [...new Set(request.newsletters)];
   const mailbox = mailboxOf(address.normalized);
@@ -86,6 +91,26 @@ export async function subscribe(
     ...(requester.ip ? [{ key: ipKey, most: config.subscribeLimitPerIp }] : []),
     { key: addressKey, most: config.subscribeLimitPerAddress },
   ];
+  const refuseOverLimit = (counted: Map<string, number>) => {
+    if ((counted.get(ipKey) ?? 0) > config.subscribeLimitPerIp) {
+      throw rateLimited('too many subscriptions from your network; please try again in an hour');
+    }
+    if ((counted.get(addressKey) ?? 0) > config.subscribeLimitPerAddress) {
+      throw rateLimited('too many attempts for this address; please try again in an hour');
+    }
+  };
+  if (config.checkEmailDomain) {
+    // Counted before asking DNS, so made-up domains cost lookups only within the limits.
+    const windows = hits.map(({ key }) => ({ key, windowSeconds: HOUR }));
+    refuseOverLimit(await repository.hitRateLimits(deps.db, windows));
+    hits = [];
+    if (!(await receivesMail(address.domain))) {
+      throw new InvalidEmailError(
+        'unknown_domain',
+        `please check the address: the domain ${address.domain} does not receive email`,
+      );
+    }
+  }
   // The mail is drafted from the newsletters as last seen; the statement checks that they still
   // hold and otherwise writes nothing but the counters, and the draft is redone. The mail covers
   // every newsletter asked for, so nothing about the reader's history decides the number of rounds.
@@ -106,12 +131,7 @@ export async function subscribe(
     });
     const newsletters = requestedNewsletters(slugs, outcome.newsletters);
     for (const newsletter of newsletters) deps.seenNewsletters.set(newsletter.slug, newsletter);
-    if ((outcome.hits.get(ipKey) ?? 0) > config.subscribeLimitPerIp) {
-      throw rateLimited('too many subscriptions from your network; please try again in an hour');
-    }
-    if ((outcome.hits.get(addressKey) ?? 0) > config.subscribeLimitPerAddress) {
-      throw rateLimited('too many attempts for this address; please try again in an hour');
-    }
+    refuseOverLimit(outcome.hits);
     if (outcome.recorded) {
       if (outcome.pendingNewsletterIds.length > 0 && !outcome.confirmToken) {
         logger.info(
@@ -270,22 +290,6 @@ function requestedNewsletters(
     throw unknownNewsletters(unknown);
   }
   return wanted.map((slug) => active.get(slug)!);
-}
-
-// Optional checks: a domain that cannot receive mail, or a throwaway inbox service.
-async function checkDomain(config: Config, domain: string): Promise<void> {
-  if (config.refuseDisposableEmail && isDisposableDomain(domain)) {
-    throw new InvalidEmailError(
-      'disposable_email',
-      'please use a permanent address: this domain hands out throwaway inboxes',
-    );
-  }
-  if (config.checkEmailDomain && !(await receivesMail(domain))) {
-    throw new InvalidEmailError(
-      'unknown_domain',
-      `please check the address: the domain ${domain} does not receive email`,
-    );
-  }
 }
 
 const DNS_TIMEOUT_MS = 3000;

@@ -8,16 +8,20 @@ export type Zone = Record<string, Answer[] | 'nxdomain' | 'silent'>;
 export interface DnsServer {
   /** host:port, for dns.setServers. */
   address: string;
+  /** Every name asked for, in order. */
+  asked: string[];
   close(): Promise<void>;
 }
 
 /** A real DNS server over UDP on 127.0.0.1, answering from `zone` for the tests that need DNS. */
 export async function startDnsServer(zone: Zone): Promise<DnsServer> {
   const socket = createSocket('udp4');
+  const asked: string[] = [];
   socket.on('message', (message: Buffer, peer: RemoteInfo) => {
     const query = dnsPacket.decode(message);
     const question = query.questions?.[0];
     if (!question) return;
+    asked.push(question.name.toLowerCase());
     const entry = zone[question.name.toLowerCase()];
     if (entry === 'silent') return;
     const answers = Array.isArray(entry)
@@ -38,6 +42,7 @@ export async function startDnsServer(zone: Zone): Promise<DnsServer> {
   const { port } = socket.address() as AddressInfo;
   return {
     address: `127.0.0.1:${port}`,
+    asked,
     close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
   };
 }

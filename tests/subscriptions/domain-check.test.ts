@@ -24,7 +24,7 @@ beforeAll(async () => {
   });
   systemServers = dns.promises.getServers();
   dns.promises.setServers([dnsServer.address]);
-  t = await createReaderFixture({ CHECK_EMAIL_DOMAIN: 'true', SUBSCRIBE_LIMIT_PER_IP: '1000' });
+  t = await createReaderFixture({ CHECK_EMAIL_DOMAIN: 'true', SUBSCRIBE_LIMIT_PER_IP: '8' });
   await t.newsletter('morning-briefing', 'Morning Briefing');
 });
 afterAll(async () => {
@@ -59,5 +59,22 @@ describe('CHECK_EMAIL_DOMAIN', () => {
 
   it('gives the reader the benefit of the doubt when DNS does not answer in 3 s', async () => {
     expect((await subscribe('ann@slow.example')).status).toBe(202);
+  });
+
+  it('asks DNS only within the rate limits, so made-up domains cannot flood it', async () => {
+    const before = dnsServer.asked.length;
+    const answers: number[] = [];
+    for (let n = 0; n < 10; n++) {
+      const answer = await t.subscribe(
+        { email: `flood@made-up-${n}.example`, newsletters: ['morning-briefing'] },
+        '198.51.100.50',
+      );
+      answers.push(answer.status);
+    }
+    expect(answers).toEqual([400, 400, 400, 400, 400, 400, 400, 400, 429, 429]);
+    const asked = new Set(dnsServer.asked.slice(before));
+    expect(asked.has('made-up-7.example')).toBe(true);
+    expect(asked.has('made-up-8.example')).toBe(false);
+    expect(asked.has('made-up-9.example')).toBe(false);
   });
 });
