@@ -57,19 +57,14 @@ export type DueMail = { id: number; kind: string; to_address: string } & (
   | { body_id: number; token: string }
 );
 
-export interface StoredMailBody extends SharedMailBody {
-  id: number;
-}
-
-export async function findMailBody(db: Db, id: number): Promise<StoredMailBody | undefined> {
+export async function findMailBody(db: Db, id: number): Promise<SharedMailBody | undefined> {
   const row = await db
     .selectFrom('mail_bodies')
-    .select(['id', 'from_address', 'subject', 'html', 'text', 'headers'])
+    .select(['from_address', 'subject', 'html', 'text', 'headers'])
     .where('id', '=', id)
     .executeTakeFirst();
   return (
     row && {
-      id: row.id,
       from: row.from_address,
       subject: row.subject,
       html: row.html,

@@ -86,7 +86,7 @@ export async function subscribe(
   const slugs = [...new Set(request.newsletters)];
   const mailbox = mailboxOf(address.normalized);
   const ipKey = `subscribe-ip:${networkOf(requester.ip ?? '')}`;
-  const addressKey = `subscribe-address:${mailbox}`;
+  const addressKey = addressLimitKey(mailbox);
   let hits: repository.CountedHit[] = [
     ...(requester.ip ? [{ key: ipKey, most: config.subscribeLimitPerIp }] : []),
     { key: addressKey, most: config.subscribeLimitPerAddress },
@@ -96,7 +96,7 @@ export async function subscribe(
       throw rateLimited('too many subscriptions from your network; please try again in an hour');
     }
     if ((counted.get(addressKey) ?? 0) > config.subscribeLimitPerAddress) {
-      throw rateLimited('too many attempts for this address; please try again in an hour');
+      throw tooManyForAddress();
     }
   };
   if (config.checkEmailDomain) {
@@ -339,6 +339,15 @@ async function lookUpMailRecords(domain: string): Promise<boolean | undefined> {
   return a.length + aaaa.length > 0;
 }
 
+// Subscribing and asking for a new link count against the same hourly limit of one inbox.
+function addressLimitKey(mailbox: string): string {
+  return `subscribe-address:${mailbox}`;
+}
+
+function tooManyForAddress(): DomainError {
+  return rateLimited('too many attempts for this address; please try again in an hour');
+}
+
 function rateLimited(message: string): DomainError {
   return new DomainError('rate_limited', 'rate_limited', message);
 }
@@ -504,13 +513,13 @@ export async function confirm(
 /** An expired confirmation link offers a fresh one; the daily cap still applies. */
 export async function resendConfirmation(deps: SubscriptionDeps, token: string): Promise<void> {
   const holder = await holderOf(deps, token, 'confirm');
-  const addressKey = `subscribe-address:${mailboxOf(holder.subscriber.email_normalized)}`;
+  const addressKey = addressLimitKey(mailboxOf(holder.subscriber.email_normalized));
   const limits = await repository.hitRateLimits(deps.db, [
     { key: addressKey, windowSeconds: HOUR },
   ]);
   const hits = limits.get(addressKey) ?? 0;
   if (hits > deps.config.subscribeLimitPerAddress) {
-    throw rateLimited('too many attempts for this address; please try again in an hour');
+    throw tooManyForAddress();
   }
   const newsletters = await readerNewsletters(deps.db, holder.subscriber.id, holder.newsletterIds);
   const pendingSlugs = newsletters.filter((n) => n.status === 'pending').map((n) => n.slug);
