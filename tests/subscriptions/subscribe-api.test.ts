@@ -213,34 +213,34 @@ describe('bad requests: a clear 4xx, nothing stored', () => {
 
   it('refuses what PostgreSQL could not store: a NUL in a form slug, lone surrogates', async () => {
     const before = await snapshot();
-    const nulSlug = await request(t.app)
-      .post('/api/v1/subscriptions')
-      .type('form')
-      .send('email=nul%40example.com&newsletters=morning-briefing&newsletters=%00evil');
+    const post = (type: 'form' | 'json', body: string | object) =>
+      request(t.app).post('/api/v1/subscriptions').type(type).send(body);
+    const nulSlug = await post(
+      'form',
+      'email=nul%40example.com&newsletters=morning-briefing&newsletters=%00evil',
+    );
     expect(nulSlug.status).toBe(400);
     expect(nulSlug.type).toBe('text/html');
     expect(nulSlug.text).toContain('There is no newsletter to subscribe to called &#34;?evil&#34;');
 
-    const manySlugs = await request(t.app)
-      .post('/api/v1/subscriptions')
-      .type('form')
-      .send(
-        [
-          'email=many%40example.com',
-          ...Array.from({ length: 51 }, (_, n) => `newsletters=n${n}`),
-        ].join('&'),
-      );
+    const manySlugs = await post(
+      'form',
+      [
+        'email=many%40example.com',
+        ...Array.from({ length: 51 }, (_, n) => `newsletters=n${n}`),
+      ].join('&'),
+    );
     expect(manySlugs.status).toBe(400);
     expect(manySlugs.text).toContain('Please choose at most 50 newsletters');
 
-    const json = (body: string) =>
-      request(t.app).post('/api/v1/subscriptions').type('json').send(body);
-    const loneSource = await json(
+    const loneSource = await post(
+      'json',
       '{"email":"lone@example.com","newsletters":["morning-briefing"],"source":"page \\ud800"}',
     );
     expect(loneSource.status).toBe(400);
     expect(loneSource.body.error.code).toBe('invalid_request');
-    const loneAddress = await json(
+    const loneAddress = await post(
+      'json',
       '{"email":"lo\\udc00ne@example.com","newsletters":["morning-briefing"]}',
     );
     expect(loneAddress.status).toBe(400);
@@ -248,14 +248,11 @@ describe('bad requests: a clear 4xx, nothing stored', () => {
     expect(await snapshot()).toEqual(before);
 
     // A form's source is cut to 500 characters without splitting the emoji at the cut.
-    const emoji = await request(t.app)
-      .post('/api/v1/subscriptions')
-      .type('form')
-      .send({
-        email: 'emoji@example.com',
-        newsletters: 'morning-briefing',
-        source: `${'a'.repeat(499)}😀`,
-      });
+    const emoji = await post('form', {
+      email: 'emoji@example.com',
+      newsletters: 'morning-briefing',
+      source: `${'a'.repeat(499)}😀`,
+    });
     expect(emoji.status).toBe(200);
     const stored = await t.database.db
       .selectFrom('subscriptions')
