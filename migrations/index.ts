@@ -8,6 +8,7 @@ import * as deliveryClaims from './006_delivery_claims.ts';
 import * as subscribeBatches from './007_subscribe_batches.ts';
 import * as subscriberLookup from './008_subscriber_lookup.ts';
 import * as wholeRequestMail from './009_whole_request_mail.ts';
+import * as knownNewsletters from './010_known_newsletters.ts';
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '007_subscribe_batches': subscribeBatches,
   '008_subscriber_lookup': subscriberLookup,
   '009_whole_request_mail': wholeRequestMail,
+  '010_known_newsletters': knownNewsletters,
 };

@@ -264,8 +264,8 @@ export interface SubscriptionRequest {
 
 export interface SubscriptionOutcome {
   hits: Map<string, number>;
-  /** The requested newsletters as they are now. */
-  newsletters: RequestedNewsletter[];
+  /** The requested newsletters as they are now; undefined when they are as the draft expected. */
+  newsletters: RequestedNewsletter[] | undefined;
   /** False when a limit is reached or the draft no longer fits: only the counters changed. */
   recorded: boolean;
   pendingNewsletterIds: number[];
@@ -285,7 +285,7 @@ export interface SubscriptionOutcome {
  * under that cap, the confirmation mail in the outbox (invariant 3: one statement is one
  * transaction); a reader who has confirmed every one gets no mail. Otherwise only the counters
  * change, and the answer says what the draft should have been. Two requests of one batch must not
- * share an inbox. The statement is the PL/pgSQL function of migrations 007 to 009, which keeps
+ * share an inbox. The statement is the PL/pgSQL function of migrations 007 to 010, which keeps
  * its plan per connection.
  */
 export async function requestSubscriptions(
@@ -309,11 +309,12 @@ export async function requestSubscriptions(
     in_mail: request.draft?.newsletterIds ?? [],
     body_id: request.draft?.bodyId ?? null,
     payload_after: request.draft?.payloadAfter ?? null,
+    newsletters_known: request.draft !== undefined,
   }));
   const result = await sql<{
     ord: number;
     hits: { key: string; hits: number }[];
-    newsletters: RequestedNewsletter[];
+    newsletters: RequestedNewsletter[] | null;
     recorded: boolean;
     subscriber_id: number | null;
     pending: number[];
@@ -326,7 +327,7 @@ export async function requestSubscriptions(
     ${rules.payloadBefore}::text)`.execute(db);
   return result.rows.map((row) => ({
     hits: new Map(row.hits.map((hit) => [hit.key, Number(hit.hits)])),
-    newsletters: row.newsletters.map((newsletter) => ({
+    newsletters: row.newsletters?.map((newsletter) => ({
       ...newsletter,
       id: Number(newsletter.id),
     })),

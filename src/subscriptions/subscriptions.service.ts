@@ -129,8 +129,11 @@ export async function subscribe(
       expected: known.map((row) => ({ id: row.id, updatedAt: row.updated_at })),
       draft: known.length > 0 ? await confirmationDraft(deps, known) : undefined,
     });
-    const newsletters = requestedNewsletters(slugs, outcome.newsletters);
-    for (const newsletter of newsletters) deps.seenNewsletters.set(newsletter.slug, newsletter);
+    if (outcome.newsletters) {
+      const newsletters = requestedNewsletters(slugs, outcome.newsletters);
+      for (const newsletter of newsletters) deps.seenNewsletters.set(newsletter.slug, newsletter);
+      seen = newsletters;
+    }
     refuseOverLimit(outcome.hits);
     if (outcome.recorded) {
       if (outcome.pendingNewsletterIds.length > 0 && !outcome.confirmToken) {
@@ -153,7 +156,6 @@ export async function subscribe(
     // Only a process that had not seen these newsletters, or an editor's change, gets here.
     if (attempt >= 5) throw new Error('subscription request kept changing under its draft');
     hits = [];
-    seen = newsletters;
   }
   sweepExpiredCounters(deps);
   return suggestion ? { suggestion } : {};

@@ -134,12 +134,8 @@ describe('the subscribe statement', () => {
   });
 
   it('still serves an instance of the previous release during a rolling deploy', async () => {
-    // That release sent no mailbox and read a `states` column; migration 009 kept both working.
-    const columns = await sql<{ names: string[] }>`
-      select proargnames as names from pg_proc where proname = 'request_subscriptions'`.execute(
-      t.database.db,
-    );
-    expect(columns.rows[0]!.names).toContain('states');
+    // That release sent no mailbox and no newsletters_known, and read `states` and the
+    // newsletters of every request; migrations 009 and 010 kept all of it working.
     const newsletter = await t.database.db
       .selectFrom('newsletters')
       .select(['id', sql<string>`updated_at::text`.as('updatedAt')])
@@ -152,34 +148,93 @@ describe('the subscribe statement', () => {
       text: 'http://news.test/confirm/%%{token}%%',
       headers: {},
     });
-    const oldRelease = {
-      email: 'old.release@example.com',
-      normalized: 'old.release@example.com',
-      slugs: ['weekly-explainer'],
-      source: null,
-      ip: null,
-      userAgent: null,
-      hits: [],
-      expected: [{ id: newsletter.id, updatedAt: newsletter.updatedAt }],
-      draft: {
-        newsletterIds: [newsletter.id],
-        bodyId,
-        payloadAfter: confirmPayloadParts([newsletter.id], 2_000_000_000).after,
+    const previousRelease = [
+      {
+        ord: 0,
+        email: 'old.release@example.com',
+        normalized: 'old.release@example.com',
+        source: null,
+        ip: null,
+        user_agent: null,
+        hit_keys: [],
+        hit_most: [],
+        slugs: ['weekly-explainer'],
+        seen_ids: [newsletter.id],
+        seen_updated_at: [newsletter.updatedAt],
+        in_mail: [newsletter.id],
+        body_id: bodyId,
+        payload_after: confirmPayloadParts([newsletter.id], 2_000_000_000).after,
       },
-    } as Omit<SubscriptionRequest, 'mailbox'> as SubscriptionRequest;
-    const [outcome] = await requestSubscriptions(
-      t.database.db,
-      [oldRelease],
-      requestRules(t.config),
-    );
-    expect(outcome).toMatchObject({ recorded: true, confirmationMailsToday: 1 });
-    expect(outcome!.confirmToken).toMatch(/\./);
+    ];
+    const rules = requestRules(t.config);
+    const { rows } = await sql<{
+      newsletters: { slug: string }[] | null;
+      states: unknown[];
+      recorded: boolean;
+      cap_hits: number;
+      token: string | null;
+    }>`select * from request_subscriptions(
+      ${JSON.stringify(previousRelease)}::jsonb, ${rules.hitWindowSeconds}::int,
+      ${rules.consentTextVersion}::text, ${rules.capWindowSeconds}::int,
+      ${rules.confirmationMailsPerDay}::int, ${rules.pads.outer}::bytea,
+      ${rules.pads.inner}::bytea, ${rules.payloadBefore}::text)`.execute(t.database.db);
+    expect(rows[0]).toMatchObject({
+      newsletters: [{ slug: 'weekly-explainer' }],
+      states: [],
+      recorded: true,
+      cap_hits: 1,
+    });
+    expect(rows[0]!.token).toMatch(/\./);
     const cap = await t.database.db
       .selectFrom('rate_limit_counters')
       .select('hits')
       .where('key', '=', 'confirmation-mail:old.release@example.com')
       .executeTakeFirst();
     expect(cap).toEqual({ hits: 1 });
+  });
+
+  it('sends the newsletters back only to a request whose draft no longer holds', async () => {
+    const newsletter = await t.database.db
+      .selectFrom('newsletters')
+      .select(['id', sql<string>`updated_at::text`.as('updatedAt')])
+      .where('slug', '=', 'morning-briefing')
+      .executeTakeFirstOrThrow();
+    const bodyId = await saveMailBody(t.database.db, {
+      from: 'The Newsroom <newsletters@news.test>',
+      subject: 'Please confirm',
+      html: '<a href="http://news.test/confirm/%%{token}%%">Yes</a>',
+      text: 'http://news.test/confirm/%%{token}%%',
+      headers: {},
+    });
+    const asking = (email: string, updatedAt: string): SubscriptionRequest => ({
+      email,
+      normalized: email,
+      mailbox: email,
+      slugs: ['morning-briefing'],
+      source: null,
+      ip: null,
+      userAgent: null,
+      hits: [],
+      expected: [{ id: newsletter.id, updatedAt }],
+      draft: {
+        newsletterIds: [newsletter.id],
+        bodyId,
+        payloadAfter: confirmPayloadParts([newsletter.id], 2_000_000_000).after,
+      },
+    });
+    const [current, stale] = await requestSubscriptions(
+      t.database.db,
+      [
+        asking('current@example.com', newsletter.updatedAt),
+        asking('stale@example.com', '2000-01-01 00:00:00+00'),
+      ],
+      requestRules(t.config),
+    );
+    expect(current).toMatchObject({ recorded: true, newsletters: undefined });
+    expect(stale).toMatchObject({
+      recorded: false,
+      newsletters: [{ id: newsletter.id, slug: 'morning-briefing', name: 'Morning Briefing' }],
+    });
   });
 
   it('mails nothing to a reader who has confirmed every newsletter asked for', async () => {
