@@ -166,12 +166,14 @@ try {
       {
         slug: 'morning-briefing',
         name: 'Morning Briefing',
+        description: 'The five stories you need before work, every weekday at 6am.',
         from_name: 'The Newsroom',
         from_email: 'newsletters@news.example',
       },
       {
         slug: 'weekly-explainer',
         name: 'The Weekly Explainer',
+        description: 'One big story of the week, taken apart by our reporters, every Saturday.',
         from_name: 'The Newsroom',
         from_email: 'newsletters@news.example',
       },
