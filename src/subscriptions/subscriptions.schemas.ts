@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { slugSchema } from '../newsletters/newsletters.schemas.ts';
 import '../http/openapi.ts';
 
+/** The most newsletters one subscribe request may name, as JSON or as a form. */
+export const MOST_NEWSLETTERS = 50;
+
 // Lone surrogates too: PostgreSQL refuses them in text and jsonb.
 const noControlCharacters = /^[^\p{Cc}\p{Cs}]*$/u;
 
@@ -9,7 +12,7 @@ const noControlCharacters = /^[^\p{Cc}\p{Cs}]*$/u;
 export const subscribeSchema = z
   .object({
     email: z.string().max(1000),
-    newsletters: z.array(slugSchema).min(1, 'choose at least one newsletter').max(50),
+    newsletters: z.array(slugSchema).min(1, 'choose at least one newsletter').max(MOST_NEWSLETTERS),
     source: z
       .string()
       .trim()

@@ -16,6 +16,7 @@ import { checkLinkToken, confirmLink, linkSigningPads, readerLinks } from './lin
 import type { MailNewsletter, ReaderMail } from './reader-mail.ts';
 import { networkOf } from './reader-network.ts';
 import * as repository from './subscriptions.repository.ts';
+import { MOST_NEWSLETTERS } from './subscriptions.schemas.ts';
 import { confirmPayloadParts, type TokenPurpose } from './tokens.ts';
 
 export interface SubscriptionDeps {
@@ -46,7 +47,6 @@ export interface SubscribeRequest {
 }
 
 const HOUR = 3600;
-const MOST_NEWSLETTERS = 50;
 const DAY = 24 * HOUR;
 
 /**
