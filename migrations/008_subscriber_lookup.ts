@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
 
 /**
  * request_subscriptions (migration 007) found the batch's readers with `in (select …)`, which
@@ -12,7 +12,7 @@ const INDEXED =
   'where subscribers.email_normalized = any (array(select request.normalized from request))';
 
 /** Replaces text in the stored definition of request_subscriptions; each piece must be there. */
-export async function rewriteRequestSubscriptions(
+async function rewriteRequestSubscriptions(
   db: Kysely<unknown>,
   replacements: [from: string, to: string][],
 ): Promise<void> {
@@ -28,10 +28,18 @@ export async function rewriteRequestSubscriptions(
   await sql.raw(definition).execute(db);
 }
 
-export async function up(db: Kysely<unknown>): Promise<void> {
-  await rewriteRequestSubscriptions(db, [[SCANNED, INDEXED]]);
+/** A migration that rewrites request_subscriptions forward, and back on the way down. */
+export function rewritingRequestSubscriptions(
+  replacements: [from: string, to: string][],
+): Migration {
+  return {
+    up: (db) => rewriteRequestSubscriptions(db, replacements),
+    down: (db) =>
+      rewriteRequestSubscriptions(
+        db,
+        replacements.map(([before, after]) => [after, before]),
+      ),
+  };
 }
 
-export async function down(db: Kysely<unknown>): Promise<void> {
-  await rewriteRequestSubscriptions(db, [[INDEXED, SCANNED]]);
-}
+export const { up, down } = rewritingRequestSubscriptions([[SCANNED, INDEXED]]);

@@ -1,5 +1,4 @@
-import type { Kysely } from 'kysely';
-import { rewriteRequestSubscriptions } from './008_subscriber_lookup.ts';
+import { rewritingRequestSubscriptions } from './008_subscriber_lookup.ts';
 
 /**
  * The confirmation mail now covers every newsletter the reader asked for, as the subscribe form
@@ -69,13 +68,4 @@ const REPLACEMENTS: [string, string][] = [
   ],
 ];
 
-export async function up(db: Kysely<unknown>): Promise<void> {
-  await rewriteRequestSubscriptions(db, REPLACEMENTS);
-}
-
-export async function down(db: Kysely<unknown>): Promise<void> {
-  await rewriteRequestSubscriptions(
-    db,
-    REPLACEMENTS.map(([before, after]) => [after, before]),
-  );
-}
+export const { up, down } = rewritingRequestSubscriptions(REPLACEMENTS);

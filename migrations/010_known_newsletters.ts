@@ -1,5 +1,4 @@
-import type { Kysely } from 'kysely';
-import { rewriteRequestSubscriptions } from './008_subscriber_lookup.ts';
+import { rewritingRequestSubscriptions } from './008_subscriber_lookup.ts';
 
 /**
  * request_subscriptions sent back every requested newsletter, description included, with every
@@ -27,13 +26,4 @@ const REPLACEMENTS: [string, string][] = [
   ],
 ];
 
-export async function up(db: Kysely<unknown>): Promise<void> {
-  await rewriteRequestSubscriptions(db, REPLACEMENTS);
-}
-
-export async function down(db: Kysely<unknown>): Promise<void> {
-  await rewriteRequestSubscriptions(
-    db,
-    REPLACEMENTS.map(([before, after]) => [after, before]),
-  );
-}
+export const { up, down } = rewritingRequestSubscriptions(REPLACEMENTS);
