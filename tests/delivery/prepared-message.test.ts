@@ -87,33 +87,27 @@ describe('prepared message', () => {
   });
 
   it('writes any sender as one mailbox, as nodemailer would', async () => {
-    const senders: [MessageCommon['from'], string, { name: string; address: string }][] = [
+    // mailparser reads each back as it was given, the international domain decoded.
+    const senders: [{ name: string; address: string }, string][] = [
       [
         { name: 'Daily Planet, Newsroom', address: 'news@planet.test' },
         'From: "Daily Planet, Newsroom" <news@planet.test>',
-        { name: 'Daily Planet, Newsroom', address: 'news@planet.test' },
       ],
       [
         { name: 'Zürcher Blatt, Abend', address: 'abend@blatt.test' },
         'From: =?UTF-8?Q?Z=C3=BCrcher_Blatt=2C_Abend?= <abend@blatt.test>',
-        { name: 'Zürcher Blatt, Abend', address: 'abend@blatt.test' },
       ],
-      [
-        { name: '', address: 'bare@news.test' },
-        'From: bare@news.test',
-        { name: '', address: 'bare@news.test' },
-      ],
+      [{ name: '', address: 'bare@news.test' }, 'From: bare@news.test'],
       [
         { name: 'Bücher', address: 'post@bücher.test' },
         'From: =?UTF-8?Q?B=C3=BCcher?= <post@xn--bcher-kva.test>',
-        { name: 'Bücher', address: 'post@bücher.test' },
       ],
     ];
-    for (const [from, line, expected] of senders) {
+    for (const [from, line] of senders) {
       const raw = messageFor(prepareMessage({ ...common, from, transactional: true }), reader(1));
       expect(raw.toString().split('\r\n')).toContain(line);
       const parsed = await simpleParser(raw);
-      expect(parsed.from?.value, line).toEqual([expected]);
+      expect(parsed.from?.value, line).toEqual([from]);
       expect(parsed.headerLines.map((header) => header.key)).not.toContain('list-unsubscribe');
     }
   });

@@ -30,6 +30,23 @@ function confirmations(to: string) {
   );
 }
 
+/** What a draft is made of: the newsletter as stored and a stored confirmation body. */
+async function draftParts(slug: string) {
+  const newsletter = await t.database.db
+    .selectFrom('newsletters')
+    .select(['id', sql<string>`updated_at::text`.as('updatedAt')])
+    .where('slug', '=', slug)
+    .executeTakeFirstOrThrow();
+  const bodyId = await saveMailBody(t.database.db, {
+    from: 'The Newsroom <newsletters@news.test>',
+    subject: 'Please confirm',
+    html: '<a href="http://news.test/confirm/%%{token}%%">Yes</a>',
+    text: 'http://news.test/confirm/%%{token}%%',
+    headers: {},
+  });
+  return { newsletter, bodyId };
+}
+
 describe('the subscribe statement', () => {
   it('signs the confirmation link exactly as signToken does', async () => {
     await t
@@ -136,18 +153,7 @@ describe('the subscribe statement', () => {
   it('still serves an instance of the previous release during a rolling deploy', async () => {
     // That release sent no mailbox and no newsletters_known, and read `states` and the
     // newsletters of every request; migrations 009 and 010 kept all of it working.
-    const newsletter = await t.database.db
-      .selectFrom('newsletters')
-      .select(['id', sql<string>`updated_at::text`.as('updatedAt')])
-      .where('slug', '=', 'weekly-explainer')
-      .executeTakeFirstOrThrow();
-    const bodyId = await saveMailBody(t.database.db, {
-      from: 'The Newsroom <newsletters@news.test>',
-      subject: 'Please confirm',
-      html: '<a href="http://news.test/confirm/%%{token}%%">Yes</a>',
-      text: 'http://news.test/confirm/%%{token}%%',
-      headers: {},
-    });
+    const { newsletter, bodyId } = await draftParts('weekly-explainer');
     const previousRelease = [
       {
         ord: 0,
@@ -194,18 +200,7 @@ describe('the subscribe statement', () => {
   });
 
   it('sends the newsletters back only to a request whose draft no longer holds', async () => {
-    const newsletter = await t.database.db
-      .selectFrom('newsletters')
-      .select(['id', sql<string>`updated_at::text`.as('updatedAt')])
-      .where('slug', '=', 'morning-briefing')
-      .executeTakeFirstOrThrow();
-    const bodyId = await saveMailBody(t.database.db, {
-      from: 'The Newsroom <newsletters@news.test>',
-      subject: 'Please confirm',
-      html: '<a href="http://news.test/confirm/%%{token}%%">Yes</a>',
-      text: 'http://news.test/confirm/%%{token}%%',
-      headers: {},
-    });
+    const { newsletter, bodyId } = await draftParts('morning-briefing');
     const asking = (email: string, updatedAt: string): SubscriptionRequest => ({
       email,
       normalized: email,
